@@ -1,0 +1,37 @@
+"""Fixtures shared by every test package: a real face photo and tiny model configs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """A real, public-domain face photo (scikit-image ships it): 512 x 512 RGB uint8."""
+    from skimage import data
+    return data.astronaut()
+
+
+def image_to_tensor(img: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 H x W x 3 -> 1 x 3 x size x size float in [-1, 1] (antialiased resize)."""
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                           antialias=True, align_corners=False)
+
+
+@pytest.fixture(scope="session")
+def face_batch(astronaut) -> torch.Tensor:
+    """The astronaut's face (a rough square crop), at 32 x 32, and its mirror image: 2 x 3 x 32 x 32."""
+    x = image_to_tensor(astronaut[0:256, 128:384], 32)
+    return torch.cat([x, x.flip(-1)])
+
+
+@pytest.fixture
+def tiny_config():
+    from training.config import ModelConfig
+    return ModelConfig(size=32, num_down=2, latent_dim=8, n_mlp=2, n_res=1, channel_divisor=16)
