@@ -10,6 +10,16 @@ import torch
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread for the whole suite: deterministic, and on a loaded 2-core machine
+    PyTorch's thread pool beside MediaPipe and onnxruntime is many times slower, not faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     """A real, public-domain face photo (scikit-image ships it): 512 x 512 RGB uint8."""

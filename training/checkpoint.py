@@ -241,6 +241,9 @@ def save_checkpoint(obj: Mapping, path: str | os.PathLike) -> Path:
             torch.save(dict(obj), f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException as e:
         try:

@@ -1,0 +1,367 @@
+"""Choosing and opening an engine: ``--backend auto|torch|onnxruntime|tensorrt``.
+
+The ``auto`` rule, best first (only backends that can run the given model on the allowed devices
+count; each one left out is reported with the reason):
+
+1. ``tensorrt`` — a ``.engine`` file, TensorRT importable, a CUDA GPU, and an engine built by
+   this TensorRT version on this GPU model;
+2. ``onnxruntime`` on CUDA or ``torch`` on CUDA — whichever *measured* faster here, when both can
+   run (a few timed batches at selection);
+3. ``onnxruntime`` on the CPU;
+4. ``torch`` on the CPU.
+
+A checkpoint runs under torch directly; for onnxruntime it is exported once to an ONNX cache
+(``$XDG_CACHE_HOME/gnr-anime/onnx``, keyed by the checkpoint's sha256, the style and the layout),
+which takes seconds. ``--device cpu`` allows only CPU backends, ``cuda[:N]`` only CUDA ones
+(an error where there is no CUDA), ``auto`` both. The choice and the reasons are returned as
+text for the app to print.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from realtime.styles import StyleCode
+
+from .base import (BackendUnavailableError, BaseEngine, CudaUnavailableError, EngineError,
+                   IdentityEngine)
+
+__all__ = ["EngineRequest", "Capabilities", "Candidate", "Selection", "BACKENDS", "rank_candidates",
+           "select_backend", "open_engine", "resolve_style", "onnx_cache_dir", "model_kind"]
+
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+
+@dataclass
+class EngineRequest:
+    """What the user asked for (the apps fill it from their command line)."""
+
+    checkpoint: Path | None = None
+    engine_file: Path | None = None          # .onnx or .engine
+    identity: bool = False
+    backend: str = "auto"
+    device: str = "cpu"                      # cpu | cuda[:N] | auto
+    style_seed: int | None = None
+    style_image: Path | None = None
+    style_vector: Path | None = None
+    dynamic_style: bool = False              # a per-frame set_style (live style changes)
+    crop_size: int | None = None             # the aligner's crop size, checked against the model
+    max_batch: int = 8
+    which: str = "G_A2B_ema"
+    onnx_cache: Path | None = None
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What this machine can run (detected once; tests build their own)."""
+
+    cuda: bool
+    gpu_name: str | None = None
+    tensorrt: str | None = None              # version, or None when `import tensorrt` fails
+    ort_providers: tuple[str, ...] = ()
+
+    @classmethod
+    def detect(cls) -> "Capabilities":
+        cuda = torch.cuda.is_available()
+        gpu = torch.cuda.get_device_name(0) if cuda else None
+        try:
+            import tensorrt
+            trt = tensorrt.__version__
+        except ImportError:
+            trt = None
+        from .onnxruntime import ort_providers
+        return cls(cuda=cuda, gpu_name=gpu, tensorrt=trt, ort_providers=ort_providers())
+
+    @property
+    def ort_cuda(self) -> bool:
+        return self.cuda and "CUDAExecutionProvider" in self.ort_providers
+
+
+@dataclass(frozen=True)
+class Candidate:
+    backend: str        # torch | onnxruntime | tensorrt
+    device: str         # cpu | cuda[:N]
+    tier: int           # 1 best
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} on {self.device}"
+
+
+@dataclass
+class Selection:
+    chosen: Candidate
+    reason: str
+    skipped: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def model_kind(req: EngineRequest) -> str:
+    """identity | checkpoint | onnx | engine."""
+    if req.identity:
+        return "identity"
+    if req.engine_file is not None:
+        suffix = Path(req.engine_file).suffix.lower()
+        if suffix == ".onnx":
+            return "onnx"
+        if suffix in ENGINE_SUFFIXES:
+            return "engine"
+        raise ValueError(f"--engine {req.engine_file}: expected an .onnx file (onnxruntime) or "
+                         f"a TensorRT {'/'.join(ENGINE_SUFFIXES)} file")
+    if req.checkpoint is not None:
+        return "checkpoint"
+    raise ValueError("no model: give --checkpoint CKPT, --engine FILE, or --model identity")
+
+
+def _devices(req: EngineRequest, caps: Capabilities) -> tuple[list[str], list[str]]:
+    """The devices allowed, and notes on what was excluded."""
+    dev = (req.device or "cpu").strip().lower()
+    if dev == "auto":
+        return (["cuda", "cpu"] if caps.cuda else ["cpu"]), \
+            ([] if caps.cuda else ["CUDA: none here (torch.cuda.is_available() is False)"])
+    if dev.startswith("cuda"):
+        if not caps.cuda:
+            raise CudaUnavailableError(
+                f"--device {req.device}: no CUDA GPU is visible to PyTorch "
+                f"(torch {torch.__version__}, torch.cuda.is_available() is False); use "
+                "--device cpu, or a CUDA build of PyTorch on a machine with an NVIDIA GPU")
+        return [dev], []
+    if dev == "cpu":
+        return ["cpu"], ["CUDA backends: --device is cpu"]
+    raise ValueError(f"--device must be cpu, cuda[:N] or auto, got {req.device!r}")
+
+
+def rank_candidates(req: EngineRequest, caps: Capabilities) -> tuple[list[Candidate], list[str]]:
+    """Backends that can run this model here, best tier first, and why the others cannot."""
+    kind = model_kind(req)
+    devices, skipped = _devices(req, caps)
+    cuda_dev = next((d for d in devices if d.startswith("cuda")), None)
+    out: list[Candidate] = []
+    if kind == "identity":
+        return [Candidate("identity", devices[0], 0, "no network")], skipped
+    # tier 1: TensorRT
+    if cuda_dev is not None:
+        if kind != "engine":
+            skipped.append("tensorrt: needs an engine built with `python -m export trt "
+                           "model.onnx -o model.engine --fp16` (pass it with --engine)")
+        elif caps.tensorrt is None:
+            skipped.append("tensorrt: `import tensorrt` fails here")
+        else:
+            out.append(Candidate("tensorrt", cuda_dev, 1, f"TensorRT {caps.tensorrt}"))
+    elif kind == "engine":
+        skipped.append("tensorrt: needs a CUDA device")
+    # tier 2: CUDA onnxruntime / torch
+    if cuda_dev is not None:
+        if kind in ("onnx", "checkpoint"):
+            if caps.ort_cuda:
+                out.append(Candidate("onnxruntime", cuda_dev, 2, "CUDA execution provider"
+                                     + (" (checkpoint exported to ONNX)" if kind == "checkpoint" else "")))
+            else:
+                skipped.append("onnxruntime on CUDA: this onnxruntime has no CUDAExecutionProvider "
+                               "(install onnxruntime-gpu)")
+        if kind == "checkpoint":
+            out.append(Candidate("torch", cuda_dev, 2, "fp16, channels_last, CUDA graphs"))
+        else:
+            skipped.append(f"torch: runs a checkpoint, and the model is an exported {kind} file")
+    # tiers 3-4: CPU
+    if "cpu" in devices:
+        if kind in ("onnx", "checkpoint"):
+            out.append(Candidate("onnxruntime", "cpu", 3, "CPU execution provider"
+                                 + (" (checkpoint exported to ONNX)" if kind == "checkpoint" else "")))
+        if kind == "checkpoint":
+            out.append(Candidate("torch", "cpu", 4, "fp32 eager"))
+        if kind == "engine":
+            skipped.append("CPU backends: a TensorRT engine runs on CUDA only")
+    return out, skipped
+
+
+def select_backend(req: EngineRequest, caps: Capabilities,
+                   timings_ms: dict[str, float] | None = None) -> Selection | list[Candidate]:
+    """Pick the candidate for ``req``. For ``auto`` with two candidates in the best tier, give
+    ``timings_ms`` (label -> ms per frame) to decide; without it the tied candidates are
+    returned as a list for the caller to measure."""
+    if req.backend not in BACKENDS:
+        raise ValueError(f"--backend must be one of {list(BACKENDS)}, got {req.backend!r}")
+    cands, skipped = rank_candidates(req, caps)
+    if cands and cands[0].backend == "identity":
+        return Selection(cands[0], "identity model: crops pass through unchanged", skipped)
+    if req.backend != "auto":
+        mine = [c for c in cands if c.backend == req.backend]
+        if not mine:
+            why = [s for s in skipped if s.startswith(req.backend)] or \
+                [f"it cannot run a {model_kind(req)} model on {req.device}"]
+            raise BackendUnavailableError(f"--backend {req.backend}: " + "; ".join(why))
+        c = mine[0]
+        return Selection(c, f"{c.label} as asked ({c.note})", skipped)
+    if not cands:
+        raise BackendUnavailableError("no backend can run this model here: " + "; ".join(skipped))
+    best = [c for c in cands if c.tier == cands[0].tier]
+    if len(best) == 1:
+        c = best[0]
+        reason = {1: "TensorRT is the fastest backend",
+                  2: "the only CUDA backend for this model",
+                  3: "no CUDA backend allowed or available; onnxruntime beats PyTorch on the CPU "
+                     "(1.2-1.5x the baked model, 1.5-3x the eager one: benchmarks/engines.py)",
+                  4: "the only backend left"}[c.tier]
+        return Selection(c, f"auto: {c.label} — {reason} ({c.note})", skipped)
+    if timings_ms is None:
+        return best
+    missing = [c.label for c in best if c.label not in timings_ms]
+    if missing:
+        raise ValueError(f"timings missing for {missing}")
+    c = min(best, key=lambda c: timings_ms[c.label])
+    other = ", ".join(f"{lbl} {ms:.2f} ms" for lbl, ms in sorted(timings_ms.items(), key=lambda kv: kv[1]))
+    return Selection(c, f"auto: {c.label} — measured fastest here per frame ({other})", skipped,
+                     dict(timings_ms))
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening
+# ---------------------------------------------------------------------------------------------
+def resolve_style(req: EngineRequest, latent_dim: int = 8) -> StyleCode | None:
+    """The style the request names, or None when it names none."""
+    if req.style_seed is not None:
+        return StyleCode.from_seed(req.style_seed, latent_dim)
+    if req.style_vector is not None:
+        return StyleCode.from_file(req.style_vector, latent_dim)
+    if req.style_image is not None:
+        if req.checkpoint is None:
+            raise ValueError("--style-image needs --checkpoint: the style encoder (G_B2A_ema) "
+                             "lives in the checkpoint")
+        return StyleCode.from_image(req.style_image, req.checkpoint)
+    return None
+
+
+def onnx_cache_dir(req: EngineRequest | None = None) -> Path:
+    if req is not None and req.onnx_cache is not None:
+        return Path(req.onnx_cache)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gnr-anime" / "onnx"
+
+
+def _cached_onnx(req: EngineRequest, style: StyleCode | None, device: str,
+                 log: Callable[[str], None]) -> Path:
+    """Export the checkpoint once for onnxruntime on ``device`` (cached by content)."""
+    from export.files import sha256_file
+    from export.onnx import export_checkpoint
+
+    gpu = device.startswith("cuda")
+    ck = Path(req.checkpoint)
+    if not ck.exists():
+        raise FileNotFoundError(f"checkpoint not found: {ck}")
+    digest = sha256_file(ck)
+    key = hashlib.sha256(repr((digest, req.which, None if req.dynamic_style else style.vector,
+                               req.dynamic_style, gpu)).encode()).hexdigest()[:16]
+    path = onnx_cache_dir(req) / f"{ck.stem}-{'gpu-fp16' if gpu else 'cpu-fp32'}-{key}.onnx"
+    if not path.exists():
+        log(f"exporting {ck.name} to ONNX for onnxruntime ({path})")
+        kwargs = dict(dynamic_style=True) if req.dynamic_style else dict(style=style)
+        export_checkpoint(ck, path, which=req.which, precision="fp16" if gpu else "fp32",
+                          target="gpu" if gpu else "cpu", **kwargs)
+    return path
+
+
+def _open(c: Candidate, req: EngineRequest, style: StyleCode | None,
+          log: Callable[[str], None]) -> BaseEngine:
+    kind = model_kind(req)
+    if c.backend == "identity":
+        return IdentityEngine(size=req.crop_size or 256, device=c.device)
+    if c.backend == "torch":
+        from .torch import open_torch
+        eng = open_torch(req.checkpoint, style if style is not None else StyleCode.from_seed(0),
+                         dynamic_style=req.dynamic_style, device=c.device, which=req.which,
+                         max_batch=req.max_batch)
+    elif c.backend == "onnxruntime":
+        from .onnxruntime import open_onnx
+        path = Path(req.engine_file) if kind == "onnx" else _cached_onnx(
+            req, style if style is not None else StyleCode.from_seed(0), c.device, log)
+        eng = open_onnx(path, device=c.device, expected_size=req.crop_size,
+                        max_batch=req.max_batch, threads=req.threads, style=style)
+    elif c.backend == "tensorrt":
+        from .tensorrt import open_tensorrt
+        eng = open_tensorrt(req.engine_file, device=c.device, expected_size=req.crop_size,
+                            style=style)
+    else:  # pragma: no cover
+        raise ValueError(c.backend)
+    if req.crop_size is not None and eng.size != req.crop_size:
+        from .base import ModelSizeError
+        raise ModelSizeError(f"the model takes {eng.size}x{eng.size} crops, the aligner makes "
+                             f"{req.crop_size}x{req.crop_size}")
+    if style is not None and not eng.dynamic_style and eng.style is not None and \
+            tuple(round(v, 5) for v in eng.style.vector) != tuple(round(v, 5) for v in style.vector):
+        raise EngineError(f"{req.engine_file} has its style baked in ({eng.style.source}); "
+                          f"the style asked for ({style.source}) differs: export it with that "
+                          "style, or with --dynamic-style to change styles at run time")
+    if req.dynamic_style and not hasattr(eng, "set_style"):
+        raise EngineError(f"{req.engine_file} has its style baked in, and live style changes "
+                          "were asked for: export it with `python -m export onnx --dynamic-style`")
+    return eng
+
+
+def _time_engine(eng: BaseEngine, batch: int, repeats: int = 5) -> float:
+    x = torch.zeros(batch, 3, eng.size, eng.size, device=eng.device)
+    sync = torch.cuda.synchronize if eng.device.type == "cuda" else (lambda: None)
+    for _ in range(3):
+        eng(x)
+    sync()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        eng(x)
+        sync()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2] * 1000 / batch
+
+
+def open_engine(req: EngineRequest, caps: Capabilities | None = None,
+                log: Callable[[str], None] = lambda msg: None) -> tuple[BaseEngine, str]:
+    """Open the engine ``req`` asks for; returns (engine, why) — ``why`` names the backend
+    choice and its reason, for the app to print."""
+    caps = caps or Capabilities.detect()
+    kind = model_kind(req)
+    if req.checkpoint is not None and not Path(req.checkpoint).exists():
+        raise FileNotFoundError(f"checkpoint not found: {req.checkpoint}")
+    if req.engine_file is not None and not Path(req.engine_file).exists():
+        raise FileNotFoundError(f"model file not found: {req.engine_file}")
+    latent = 8
+    if kind == "checkpoint":
+        from training.checkpoint import checkpoint_config, read_checkpoint
+        latent = checkpoint_config(read_checkpoint(req.checkpoint), req.checkpoint).latent_dim
+    style = None if kind == "identity" else resolve_style(req, latent)
+    sel = select_backend(req, caps)
+    if isinstance(sel, list):                 # two CUDA candidates: measure both
+        timings, engines = {}, {}
+        batch = min(4, req.max_batch)
+        for c in sel:
+            try:
+                engines[c.label] = _open(c, req, style, log)
+                timings[c.label] = _time_engine(engines[c.label], batch)
+            except (EngineError, ImportError) as e:
+                log(f"{c.label} failed to start: {e}")
+        if not timings:
+            raise BackendUnavailableError("no CUDA backend could start: see the messages above")
+        if len(timings) == 1:
+            label = next(iter(timings))
+            chosen = next(c for c in sel if c.label == label)
+            sel = Selection(chosen, f"auto: {label} — the other CUDA backend failed to start")
+        else:
+            sel = select_backend(req, caps, timings)
+        for label, eng in engines.items():
+            if label != sel.chosen.label:
+                eng.close()
+        engine = engines[sel.chosen.label]
+    else:
+        engine = _open(sel.chosen, req, style, log)
+    why = sel.reason
+    if sel.skipped:
+        why += "; not used: " + "; ".join(sel.skipped)
+    return engine, f"{engine.describe()} — {why}"
