@@ -41,7 +41,8 @@ def write_video(path: Path, frames: list[np.ndarray], *, fps: int = 25,
     out = av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {})
     h, w = frames[0].shape[:2]
     vs = out.add_stream(codec, rate=fps)
-    vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+    vs.width, vs.height = w, h
+    vs.pix_fmt = "rgb24" if codec == "libx264rgb" else "yuv420p"   # x264rgb: odd sizes work
     tb = Fraction(1, 1000 * fps)
     vs.time_base = tb
     vs.codec_context.time_base = tb
