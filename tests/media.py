@@ -102,3 +102,19 @@ def read_back(path: Path) -> dict:
         return info
     finally:
         c.close()
+
+
+def write_audio_only(path: Path, seconds: float = 0.1) -> Path:
+    """An AAC file with sound and no video stream."""
+    out = av.open(str(path), "w")
+    stream = out.add_stream("aac", rate=48000)
+    n = int(48000 * seconds)
+    for i in range(0, n, 1024):
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        f.sample_rate, f.pts = 48000, i
+        for pkt in stream.encode(f):
+            out.mux(pkt)
+    for pkt in stream.encode(None):
+        out.mux(pkt)
+    out.close()
+    return path

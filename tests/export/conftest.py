@@ -1,19 +1,11 @@
+"""Tiny generators, their checkpoints and real aligned face crops, shared by the export and
+engine tests (tests/engines/conftest.py re-uses these). The suite-wide one-thread setting is in
+tests/conftest.py."""
 import pytest
 import torch
 
 from export.verify import astronaut_crops
 from tests.export.fixtures import SMALL, TINY, tiny_generator, write_checkpoint
-
-
-@pytest.fixture(scope="package", autouse=True)
-def one_torch_thread():
-    """Tiny models on one thread: PyTorch's thread pool gains nothing on 32x32 tensors, and on a
-    shared 2-core machine a busy core stalls every parallel region (measured here: this package
-    took 117 s with 2 threads while another job ran, 8 s with 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from realtime.convert import main
-from tests.media import face_scene, read_back, write_video
+from tests.media import face_scene, read_back, write_audio_only, write_video
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,15 +90,7 @@ def test_truncated_and_audio_only(tmp_path, capsys):
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     code, err = _run([cut, "-o", tmp_path / "cut_out.mp4", "--model", "identity"], capsys)
     assert code == 1 and not (tmp_path / "cut_out.mp4").exists() and "Traceback" not in err
-    import av
-    p = tmp_path / "sound.m4a"
-    o = av.open(str(p), "w")
-    s = o.add_stream("aac", rate=48000)
-    f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
-    f.sample_rate, f.pts = 48000, 0
-    for pkt in list(s.encode(f)) + list(s.encode(None)):
-        o.mux(pkt)
-    o.close()
+    p = write_audio_only(tmp_path / "sound.m4a")
     code, err = _run([p, "-o", tmp_path / "s_out.mp4", "--model", "identity"], capsys)
     assert code == 1 and "no video stream" in err
 

@@ -7,7 +7,7 @@ import pytest
 
 from realtime.sinks import OutputError, VideoFileSink
 from realtime.sources import MediaError, VideoFileSource, probe
-from tests.media import face_scene, read_back, write_video
+from tests.media import face_scene, read_back, write_audio_only, write_video
 
 
 def _frames(n, w=96, h=64):
@@ -85,15 +85,7 @@ def test_bad_files_give_one_line_errors(tmp_path, make, match):
 def test_missing_file_and_audio_only(tmp_path):
     with pytest.raises(MediaError, match="no such file"):
         probe(tmp_path / "missing.mp4")
-    import av
-    p = tmp_path / "audio.m4a"
-    out = av.open(str(p), "w")
-    a = out.add_stream("aac", rate=48000)
-    af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
-    af.sample_rate, af.pts = 48000, 0
-    for pkt in list(a.encode(af)) + list(a.encode(None)):
-        out.mux(pkt)
-    out.close()
+    p = write_audio_only(tmp_path / "audio.m4a")
     with pytest.raises(MediaError, match="no video stream"):
         probe(p)
 
