@@ -2,7 +2,6 @@
 engine tests (tests/engines/conftest.py re-uses these). The suite-wide one-thread setting is in
 tests/conftest.py."""
 import pytest
-import torch
 
 from export.verify import astronaut_crops
 from tests.export.fixtures import SMALL, TINY, tiny_generator, write_checkpoint

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from realtime.faces import Aligner, Compositor, FaceTracker, TrackerConfig
 from realtime.pipeline import Pipeline
