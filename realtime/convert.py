@@ -108,6 +108,21 @@ def plan_jobs(inputs: list[Path], out: Path | None, overwrite: bool) -> list[Job
     return jobs
 
 
+class SharedEngine:
+    """One engine used by several conversions at once: calls take turns (a CUDA-graph engine
+    copies each batch into one fixed input buffer, so two batches must never be in it together)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.size, self.name = engine.size, engine.name
+        self.max_batch = getattr(engine, "max_batch", 8)
+        self._lock = threading.Lock()
+
+    def __call__(self, crops):
+        with self._lock:
+            return self.engine(crops)
+
+
 class Converter:
     """Runs the jobs (several at once with ``jobs > 1``, sharing one engine), with a progress bar."""
 
@@ -253,6 +268,8 @@ def main(argv=None) -> int:
     except (cli.UsageError, MediaError) as e:
         console.print(f"[red]error:[/] {e}", soft_wrap=True)
         return 2
+    if args.jobs > 1:
+        engine = SharedEngine(engine)
     conv = Converter(args, engine, console)
     try:
         conv.run(jobs)

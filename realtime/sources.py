@@ -191,6 +191,7 @@ class LoopingFileSource:
         self.info = self.source.info
         self.loop, self.paced, self.max_frames = loop, paced, max_frames
         self.stopped = False
+        self.last_wait_s = 0.0       # pacing sleep before the last frame (not decode time)
 
     def stop(self) -> None:
         self.stopped = True
@@ -204,10 +205,12 @@ class LoopingFileSource:
                 if self.stopped or (self.max_frames is not None and index >= self.max_frames):
                     return
                 due = t0 + index * period
+                self.last_wait_s = 0.0
                 if self.paced:
                     delay = due - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
+                        self.last_wait_s = delay
                 yield Frame(f.image, time.monotonic(), index)
                 index += 1
             if not self.loop:
