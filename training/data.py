@@ -224,6 +224,10 @@ def _worker_init(_worker_id: int) -> None:
     """Loader processes ignore Ctrl-C: the main process finishes its step, saves, and stops them."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM too: `kill -TERM -PGID`, GNU timeout and job schedulers signal the whole process
+    # group; a worker that died of it would make the main process fail in its SIGCHLD handler
+    # instead of saving. The main process shuts its workers down itself.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def make_loader(mix: MixedFolders, batch: int, seed: int, rank: int, world: int, start_step: int,

@@ -318,24 +318,31 @@ def make_demo_data(out: Path, size: int = 64, n_anime: int = 2000, n_astronaut: 
     return recipe
 
 
-def ship_demo_model(run_checkpoint: str | Path, out: str | Path, weights: str = "ema", note: str = "") -> Path:
+def ship_demo_model(run_checkpoint: str | Path, out: str | Path, weights: str = "ema", note: str = "",
+                    half: bool = True) -> Path:
     """The shipped demo model: two generators (face->anime for rendering, anime->face for taking a
     style from an anime image) under the keys the pipeline loads (``G_A2B_ema``, ``G_B2A_ema``),
     plus our config. ``weights="live"`` stores the live generators under those keys instead of
     the EMA copies (for very short runs, where the 0.999 EMA still holds much of the random
-    initialisation: 0.999**1500 = 22 %); the file says which in ``demo["weights"]``."""
+    initialisation: 0.999**1500 = 22 %); the file says which in ``demo["weights"]``. ``half``
+    stores the weights as float16 (half the size; they load into the float32 model as usual)."""
     from .checkpoint import read_checkpoint, save_checkpoint
     if weights not in ("ema", "live"):
         raise ValueError(f"weights must be 'ema' or 'live', got {weights!r}")
     ck = read_checkpoint(run_checkpoint)
     src = {"G_A2B_ema": "G_A2B_ema" if weights == "ema" else "G_A2B",
            "G_B2A_ema": "G_B2A_ema" if weights == "ema" else "G_B2A"}
-    keep: dict = {k: {n: t.contiguous().clone() for n, t in ck[v].items()} for k, v in src.items()}
+    def store(t):
+        t = t.contiguous().clone()
+        return t.half() if half and t.is_floating_point() else t
+
+    keep: dict = {k: {n: store(t) for n, t in ck[v].items()} for k, v in src.items()}
     keep.update(config=ck["config"], iter=ck.get("iter"), demo={
         "what": "demo model trained on procedural anime faces and augmented scikit-image face photos; "
                 "not the authors' selfie2anime model",
         "weights": (f"EMA generators at step {ck.get('iter')}" if weights == "ema" else
                     f"live (non-EMA) generators at step {ck.get('iter')}, stored under the EMA keys"),
+        "stored_dtype": "float16" if half else "float32",
         "train_config": (ck.get("train") or {}).get("config"), "note": note})
     return save_checkpoint(keep, out)
 
