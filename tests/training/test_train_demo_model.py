@@ -54,6 +54,10 @@ def test_ship_demo_model_keeps_two_generators_under_the_pipeline_keys(tmp_path, 
     raw = torch.load(out, weights_only=True)
     assert set(raw) == {"G_A2B_ema", "G_B2A_ema", "config", "iter", "demo"}
     assert weights in raw["demo"]["weights"].lower() or (weights == "ema" and "EMA" in raw["demo"]["weights"])
+    assert raw["G_A2B_ema"]["mapping.0.weight"].dtype == torch.float16     # stored at half size
     G = load_generator(out)
     want = nets["G_A2B" if weights == "live" else "G_A2B_ema"].state_dict()
-    assert all(torch.equal(G.state_dict()[k], want[k]) for k in want)
+    # float16 storage: exactly the weights rounded to float16, loaded into the float32 model
+    assert all(torch.equal(G.state_dict()[k], want[k].half().float()) for k in want)
+    exact = load_generator(ship_demo_model(src, tmp_path / "demo32.pt", weights=weights, half=False))
+    assert all(torch.equal(exact.state_dict()[k], want[k]) for k in want)
