@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from benchmarks.common import cpu_model
+
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -68,16 +70,6 @@ def authors_blur():
         nets.upfirdn2d = saved
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.engines", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer timed runs (iterating)")
@@ -108,7 +100,7 @@ def main(argv=None) -> int:
     load_start = os.getloadavg()
     console.print(f"[bold]engines benchmark[/]: released config {RELEASED.size}x{RELEASED.size}, "
                   f"random weights, {threads} threads, {runs} timed runs per variant and batch "
-                  f"(batch 4: {max(2, runs // 2)}), CPU {cpu_name()}, load average "
+                  f"(batch 4: {max(2, runs // 2)}), CPU {cpu_model()}, load average "
                   f"{load_start[0]:.1f} (other jobs on the machine skew every timing)")
 
     torch.manual_seed(0)
@@ -210,7 +202,7 @@ def main(argv=None) -> int:
                   f"Load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end.")
     result = {
         "benchmark": "engines", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_name(), "threads": threads, "torch": torch.__version__,
+        "machine": {"cpu": cpu_model(), "threads": threads, "torch": torch.__version__,
                     "onnxruntime": ort.__version__, "python": platform.python_version(),
                     "loadavg_start": [round(v, 2) for v in load_start],
                     "loadavg_end": [round(v, 2) for v in load_end]},

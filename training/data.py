@@ -89,8 +89,9 @@ def scan_folder(folder: str | os.PathLike, check: bool = True) -> FolderScan:
     return FolderScan(folder, tuple(images), tuple(bad), len(other))
 
 
-def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
-    """Any image file -> size x size x 3 uint8 RGB (centre square crop, high-quality resize)."""
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Any image file -> H x W x 3 uint8 RGB (EXIF orientation applied, 16-bit scaled, alpha
+    composited over mid-grey, which is 0 in [-1, 1])."""
     from PIL import Image, ImageOps
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
@@ -99,17 +100,23 @@ def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
             im = Image.fromarray(np.clip(arr / max(arr.max(), 1.0) * 255.0, 0, 255).astype(np.uint8))
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
             im = im.convert("RGBA")
-            bg = Image.new("RGBA", im.size, (128, 128, 128, 255))   # mid-grey = 0 in [-1, 1]
+            bg = Image.new("RGBA", im.size, (128, 128, 128, 255))
             im = Image.alpha_composite(bg, im)
-        im = im.convert("RGB")
-        w, h = im.size
-        if w != h:
-            s = min(w, h)
-            left, top = (w - s) // 2, (h - s) // 2
-            im = im.crop((left, top, left + s, top + s))
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
-        return np.asarray(im, dtype=np.uint8).copy()
+        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+
+
+def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
+    """Any image file -> size x size x 3 uint8 RGB (centre square crop, high-quality resize)."""
+    from PIL import Image
+    im = Image.fromarray(read_rgb(path))
+    w, h = im.size
+    if w != h:
+        s = min(w, h)
+        left, top = (w - s) // 2, (h - s) // 2
+        im = im.crop((left, top, left + s, top + s))
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return np.asarray(im, dtype=np.uint8).copy()
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE_EXTENSIONS
+from .data import IMAGE_EXTENSIONS, read_rgb
 
 
 @dataclass
@@ -40,21 +40,6 @@ class PrepareReport:
 
     def to_json(self) -> dict:
         return {"summary": self.summary(), **self.__dict__}
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """Any image file -> H x W x 3 uint8 (EXIF orientation applied; alpha over grey)."""
-    from PIL import Image, ImageOps
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(im, dtype=np.float64)
-            im = Image.fromarray(np.clip(arr / max(arr.max(), 1.0) * 255, 0, 255).astype(np.uint8))
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            bg = Image.new("RGBA", im.size, (128, 128, 128, 255))
-            im = Image.alpha_composite(bg, im)
-        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 
 
 class FacePreparer:
