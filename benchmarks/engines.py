@@ -210,7 +210,7 @@ def main(argv=None) -> int:
         "style": style.to_dict(), "faces": "astronaut aligned crops (export.verify.astronaut_crops)",
         "runs": runs, "quick": args.quick, "rows": rows,
     }
-    from export.files import write_bytes_atomic
+    from training.fileio import write_bytes_atomic
     write_bytes_atomic(args.out, json.dumps(result, indent=1).encode())
     console.print(f"wrote {args.out}")
     for p in paths.values():

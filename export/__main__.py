@@ -240,7 +240,7 @@ def cmd_verify(args, out) -> int:
         if m.suffix.lower() not in (".onnx", ".engine", ".plan", ".trt"):
             raise CliError(f"models: {m} is neither .onnx nor a TensorRT .engine")
     G = load_generator(args.checkpoint, which=args.which)
-    from .files import sha256_file
+    from training.fileio import sha256_file
     from .onnx import read_info
     digest = sha256_file(args.checkpoint)
     for m in args.models:
@@ -254,7 +254,7 @@ def cmd_verify(args, out) -> int:
     results = verify(args.models, G, faces=faces, style=style, torch_backends=not args.no_torch)
     _print_results(results, len(faces), out)
     if args.json:
-        from .files import write_bytes_atomic
+        from training.fileio import write_bytes_atomic
         write_bytes_atomic(args.json, json.dumps([r.to_dict() for r in results], indent=1).encode())
     failed = [r for r in results if r.passed is False]
     return 1 if failed else 0

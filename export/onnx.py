@@ -37,7 +37,7 @@ from torch import nn
 from realtime.styles import StyleCode
 
 from .bake import bake, bake_dynamic
-from .files import atomic_path, sha256_file, write_bytes_atomic
+from training.fileio import atomic_path, sha256_file, write_bytes_atomic
 
 __all__ = ["ExportInfo", "ExportError", "export_onnx", "export_checkpoint", "read_info",
            "quantize_onnx", "INPUT_NAME", "STYLE_NAME", "OUTPUT_NAME", "IO_MODES", "PRECISIONS",

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 from realtime.engines.base import BackendUnavailableError, CudaUnavailableError, EngineMismatchError
 
-from .files import atomic_path, sha256_file, write_bytes_atomic
+from training.fileio import atomic_path, sha256_file, write_bytes_atomic
 
 __all__ = ["build_engine", "check_engine", "read_sidecar", "sidecar_path", "parse_batch_spec",
            "current_platform", "default_timing_cache", "import_tensorrt", "rebuild_command",

@@ -7,11 +7,12 @@ is finished with ``close()`` (success) or ``abort()`` (error / Ctrl-C: nothing i
 from __future__ import annotations
 
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from training.fileio import temp_beside
 
 from .sources import MediaError, VideoInfo, _open_input, _reason, stored
 from .types import Frame
@@ -38,12 +39,9 @@ def atomic_temp_path(target: str | os.PathLike) -> Path:
     if not folder.is_dir():
         raise OutputError(f"{target}: the folder {folder} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
-                                   dir=folder)
-        os.close(fd)
+        return temp_beside(target, suffix=f".part{target.suffix}")
     except OSError as e:
         raise OutputError(f"{target}: cannot write in {folder} ({e.strerror or e})") from None
-    return Path(tmp)
 
 
 def encoder_opens(codec: str, width: int = 256, height: int = 256) -> bool:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+from training.fileio import atomic_path
 
 if TYPE_CHECKING:
     import torch
@@ -176,17 +177,9 @@ class StyleCode:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the vector as a float32 ``.npy`` file, atomically (temp file + rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
                 np.save(f, self.numpy())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
     def __str__(self) -> str:

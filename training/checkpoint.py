@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from .config import CHANNELS, RELEASED, ModelConfig
+from .fileio import atomic_path
 from .networks import Discriminator, Generator, LatDiscriminator
 
 GENERATOR_KEYS = ("G_A2B_ema", "G_B2A_ema", "G_A2B", "G_B2A")
@@ -234,24 +234,10 @@ def save_checkpoint(obj: Mapping, path: str | os.PathLike) -> Path:
     """Write atomically: to a temporary file beside ``path``, fsync, then rename over it. On any
     error (disk full, Ctrl-C) the temporary file is removed and an existing ``path`` is untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             torch.save(dict(obj), f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise OSError(e.errno, f"could not write checkpoint {path}: {e.strerror or e}; "
-                                   "any previous file there is untouched") from e
-        raise
+    except OSError as e:
+        raise OSError(e.errno, f"could not write checkpoint {path}: {e.strerror or e}; "
+                               "any previous file there is untouched") from e
     return path

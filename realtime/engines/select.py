@@ -251,7 +251,7 @@ def onnx_cache_dir(req: EngineRequest | None = None) -> Path:
 def _cached_onnx(req: EngineRequest, style: StyleCode | None, device: str,
                  log: Callable[[str], None]) -> Path:
     """Export the checkpoint once for onnxruntime on ``device`` (cached by content)."""
-    from export.files import sha256_file
+    from training.fileio import sha256_file
     from export.onnx import export_checkpoint
 
     gpu = device.startswith("cuda")

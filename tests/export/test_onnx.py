@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.files import atomic_path, sha256_file
+from training.fileio import atomic_path, sha256_file
 from export.onnx import (ExportError, export_checkpoint, export_onnx, quantize_onnx, read_info)
 from export.verify import astronaut_crops, compare, tolerance
 from realtime.styles import StyleCode

@@ -1,4 +1,6 @@
-"""Small file helpers shared by the exporters: atomic writes and content hashes."""
+"""File helpers every package uses: atomic writes (temporary file beside the target, fsync,
+rename) and content hashes. A crash, a full disk or Ctrl-C never leaves a half-written file in
+place of a good one."""
 from __future__ import annotations
 
 import hashlib
@@ -20,6 +22,18 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def temp_beside(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
+    """A new, empty, hidden temporary file in ``path``'s folder (same file system, so a rename
+    onto ``path`` is atomic), with the permissions a normal new file gets (not mkstemp's 0600)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return Path(tmp)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block exits cleanly the temporary file is
@@ -27,12 +41,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ``path`` is left untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the file normal permissions
+    tmp = temp_beside(path)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
