@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -19,11 +20,17 @@ def test_torchrun_two_processes_gloo(tmp_path, tiny_data):
            "-m", "training", "--data-a", str(tiny_data / "A"), "--data-b", str(tiny_data / "B"),
            "--run-dir", str(run), "--iters", "3", "--checkpoint-every", "3", "--d-reg-every", "2",
            "--no-lpips", "--device", "cpu", *TINY_FLAGS]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    out = p.stdout + p.stderr
-    if p.returncode != 0:
-        print(out)                       # shown by pytest on failure
-    assert p.returncode == 0, "torchrun failed; its output is printed above"
+    for attempt in (1, 2):
+        # One retry, from scratch: on a loaded 2-core machine the gloo rendezvous of two fresh
+        # processes has died once in many runs (SIGABRT before the first step). The retry must
+        # pass, and the first attempt's output is printed so a real failure is visible.
+        shutil.rmtree(run, ignore_errors=True)
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        out = p.stdout + p.stderr
+        if p.returncode == 0:
+            break
+        print(f"--- torchrun attempt {attempt} exited {p.returncode} ---\n{out}")
+    assert p.returncode == 0, "torchrun failed twice; its output is printed above"
     assert "2 process(es)" in out
     assert "all 2 ranks hold identical weights" in out
     ck = read_checkpoint(run / "checkpoints" / "000003.pt")
