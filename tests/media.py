@@ -64,17 +64,7 @@ def write_video(path: Path, frames: list[np.ndarray], *, fps: int = 25,
     if astream is not None:
         n = int(audio_s * 48000)
         tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)).astype(np.float32)
-        step = 1024
-        for i in range(0, n, step):
-            chunk = tone[i:i + step]
-            af = av.AudioFrame.from_ndarray(chunk[None], format="flt", layout="mono")
-            af.sample_rate = 48000
-            af.pts = i
-            af.time_base = Fraction(1, 48000)
-            for p in astream.encode(af):
-                out.mux(p)
-        for p in astream.encode(None):
-            out.mux(p)
+        _encode_mono(out, astream, tone)
     out.close()
     return path
 
@@ -108,13 +98,17 @@ def write_audio_only(path: Path, seconds: float = 0.1) -> Path:
     """An AAC file with sound and no video stream."""
     out = av.open(str(path), "w")
     stream = out.add_stream("aac", rate=48000)
-    n = int(48000 * seconds)
-    for i in range(0, n, 1024):
-        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
-        f.sample_rate, f.pts = 48000, i
+    _encode_mono(out, stream, np.zeros(int(48000 * seconds), np.float32))
+    out.close()
+    return path
+
+
+def _encode_mono(out, stream, samples: np.ndarray, rate: int = 48000, step: int = 1024) -> None:
+    """Encode mono float samples into ``stream`` of container ``out``, then flush it."""
+    for i in range(0, len(samples), step):
+        f = av.AudioFrame.from_ndarray(samples[None, i:i + step], format="flt", layout="mono")
+        f.sample_rate, f.pts, f.time_base = rate, i, Fraction(1, rate)
         for pkt in stream.encode(f):
             out.mux(pkt)
     for pkt in stream.encode(None):
         out.mux(pkt)
-    out.close()
-    return path
