@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     from export.bake import bake
     from export.onnx import export_onnx, quantize_onnx
     from export.verify import astronaut_crops, compare
-    from realtime.styles import StyleCode
+    from training.style import StyleCode
     from training import Generator, RELEASED
 
     console = Console(width=max(Console().width, 120))

@@ -292,7 +292,7 @@ def parse_settings(argv=None) -> Settings:
 def demo_config():
     """(ModelConfig, where it came from) for the demo model."""
     from training import ModelConfig
-    from realtime.cli import DEMO_CHECKPOINT
+    from realtime.compose import DEMO_CHECKPOINT
     if DEMO_CHECKPOINT.exists():
         from training.checkpoint import checkpoint_config, read_checkpoint
         return checkpoint_config(read_checkpoint(DEMO_CHECKPOINT), DEMO_CHECKPOINT), \
@@ -560,7 +560,7 @@ def run_engine_section(s: Settings, console, tmp: Path) -> tuple[dict, dict]:
     """The engine rows of every config; returns (section JSON, {config: [Variant]})."""
     import torch
     from export.verify import astronaut_crops
-    from realtime.styles import StyleCode
+    from training.style import StyleCode
     from training import Generator
 
     section: dict = {"configs": {}, "rows": [], "skipped": [], "peaks": {}}
@@ -883,7 +883,7 @@ def pick_pipeline_engine(s: Settings, engine_section: dict | None, kept: dict, t
                                        f"({ms[best.label]:.2f} ms a frame)"
     # not measured here: build the product's choice for the device
     import torch
-    from realtime.styles import StyleCode
+    from training.style import StyleCode
     from training import Generator
     cfg, _ = model_config(model)
     torch.manual_seed(0)

@@ -120,7 +120,7 @@ def _add_quant_options(p):
 
 
 def _style(args, latent_dim: int, checkpoint=None):
-    from realtime.styles import StyleCode, StyleError
+    from training.style import StyleCode, StyleError
     try:
         if getattr(args, "style_vector", None) is not None:
             return StyleCode.from_file(args.style_vector, latent_dim)
@@ -151,7 +151,7 @@ def _int8_report(fp32_path, int8_path, size, out):
     b = ort.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
     feed = {"input": faces}
     if len(a.get_inputs()) == 2:
-        from realtime.styles import StyleCode
+        from training.style import StyleCode
         feed["style"] = StyleCode.from_seed(0).numpy()[None]
     m = compare(a.run(None, feed)[0], b.run(None, feed)[0])
     out(f"int8 vs fp32 on 4 held-out astronaut crops: {m}"
@@ -171,7 +171,7 @@ def cmd_onnx(args, out) -> int:
     if not args.dynamic_style:
         style = _style(args, cfg.latent_dim, args.checkpoint)
         if style is None:
-            from realtime.styles import StyleCode
+            from training.style import StyleCode
             style = StyleCode.from_seed(0, cfg.latent_dim)
             out("no style given: using --style 0")
     target = args.target or ("cpu" if args.int8 else "gpu")
@@ -285,11 +285,9 @@ def main(argv=None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     out = print
-    from realtime.engines.base import EngineError
-    from realtime.styles import StyleError
+    from .errors import BuildError, EngineError, ExportError
+    from training.style import StyleError
     from training.checkpoint import CheckpointError
-    from .onnx import ExportError
-    from .tensorrt import BuildError
     try:
         return {"onnx": cmd_onnx, "quantize": cmd_quantize, "trt": cmd_trt,
                 "verify": cmd_verify}[args.command](args, out)

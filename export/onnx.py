@@ -34,10 +34,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from realtime.styles import StyleCode
+from training.fileio import atomic_path, sha256_file, write_bytes_atomic
+from training.pixels import to_pixels, to_unit
+from training.style import StyleCode
 
 from .bake import bake, bake_dynamic
-from training.fileio import atomic_path, sha256_file, write_bytes_atomic
+from .errors import ExportError
 
 __all__ = ["ExportInfo", "ExportError", "export_onnx", "export_checkpoint", "read_info",
            "quantize_onnx", "INPUT_NAME", "STYLE_NAME", "OUTPUT_NAME", "IO_MODES", "PRECISIONS",
@@ -53,10 +55,6 @@ MIN_OPSET = 17
 METADATA_KEY = "gnr.info"
 FORMAT_VERSION = 1
 MAX_PROTO_BYTES = 2 ** 31 - 1
-
-
-class ExportError(RuntimeError):
-    """An export that cannot be done as asked (bad option combination, missing metadata...)."""
 
 
 @dataclass(frozen=True)
@@ -123,15 +121,14 @@ class GraphIO(nn.Module):
     def _in(self, x):
         if self.io == "float":
             return x
-        x = x.to(self.dtype)
         if self.io == "uint8-nhwc":
             x = x.permute(0, 3, 1, 2)
-        return x * (1 / 127.5) - 1
+        return to_unit(x, self.dtype)
 
     def _out(self, y):
         if self.io == "float":
             return y
-        y = torch.round(torch.clamp((y + 1) * 127.5, 0, 255)).to(torch.uint8)
+        y = to_pixels(y)
         return y.permute(0, 2, 3, 1) if self.io == "uint8-nhwc" else y
 
     def forward(self, x, z=None):

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from realtime.engines.base import BackendUnavailableError, CudaUnavailableError, EngineMismatchError
+from .errors import BackendUnavailableError, BuildError, CudaUnavailableError, EngineMismatchError
 
 from training.fileio import atomic_path, sha256_file, write_bytes_atomic
 
@@ -39,10 +39,6 @@ __all__ = ["build_engine", "check_engine", "read_sidecar", "sidecar_path", "pars
            "BuildError"]
 
 SIDECAR_VERSION = 1
-
-
-class BuildError(RuntimeError):
-    """The ONNX graph could not be parsed or built into an engine."""
 
 
 def import_tensorrt():

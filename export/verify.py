@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from realtime.styles import StyleCode, load_image_rgb
+from training.images import read_image_rgb
+from training.pixels import image_to_batch
+from training.style import StyleCode
 
 __all__ = ["Metrics", "compare", "psnr", "astronaut_crops", "load_face_crops", "verify",
            "VerifyResult", "tolerance", "reference_output", "ASTRONAUT_FACE_BOX"]
@@ -84,7 +86,7 @@ def passes(m: Metrics, tol: tuple[str, float]) -> bool:
 # Faces
 # ---------------------------------------------------------------------------------------------
 def _to_tensor(img: np.ndarray, size: int) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    x = image_to_batch(img)
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
                           align_corners=False)
@@ -137,7 +139,7 @@ def load_face_crops(paths: Sequence[str | os.PathLike], size: int) -> torch.Tens
                 raise ValueError(f"{p}: expected N x 3 x S x S floats in [-1, 1] or N x S x S x 3 "
                                  f"uint8, got {arr.dtype} {arr.shape}")
         else:
-            crops.append(_to_tensor(load_image_rgb(p), size))
+            crops.append(_to_tensor(read_image_rgb(p), size))
     if not crops:
         raise ValueError("no face crops given")
     return torch.cat(crops)
@@ -173,7 +175,7 @@ def verify(models: Sequence[str | os.PathLike], checkpoint, *, faces: torch.Tens
            style: StyleCode | None = None, which: str = "G_A2B_ema", torch_backends: bool = True,
            log: Callable[[str], None] = lambda m: None) -> list[VerifyResult]:
     """Run every model file on every backend available here against the PyTorch model."""
-    from realtime.engines.base import BackendUnavailableError, EngineError, EngineMismatchError
+    from .errors import BackendUnavailableError, EngineError, EngineMismatchError
     from realtime.engines.select import Capabilities
     from training.checkpoint import load_generator
     from training.networks import Generator

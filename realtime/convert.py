@@ -1,32 +1,40 @@
-"""Batch video conversion: every face in a video drawn as an anime face with one locked style.
+"""Batch conversion: every face in a video drawn as an anime face with one locked style.
 
     python -m realtime.convert                               # the shipped demo, side by side
     python -m realtime.convert talk.mp4 -o talk_anime.mp4 --checkpoint ckpt/001500.pt --style 7
-    python -m realtime.convert clips/ -o out/ --jobs 2 --output side-by-side
+    python -m realtime.convert clips/ -o out/ --jobs 2 --output-mode side-by-side
     python -m realtime.convert talk.mp4 -o check.mp4 --model identity   # tracking + paste only
 
 Keeps the audio (copied), the timestamps (variable frame rate stays variable), the rotation
 metadata and the pixel aspect. Outputs are written to a temporary file beside the target and
-renamed at the end: Ctrl-C or an error leaves no partial file and exits non-zero.
+renamed at the end: Ctrl-C, SIGTERM or an error leaves no partial file and exits non-zero.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from training.messages import one_line
 
 from . import cli
+from .compose import (DEMO_VIDEO, ConfigError, FileInput, FileOutput, PipelineConfig,
+                      build_pipeline, open_model, open_source)
 from .sources import MediaError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts", ".mts", ".flv", ".wmv"}
+OUTPUT_SUFFIX = "_anime"
 
 
 @dataclass
 class Job:
+    """One file to convert, and how it went."""
     input: Path
     output: Path
     status: str = "pending"       # pending | done | skipped | failed | interrupted
@@ -35,6 +43,11 @@ class Job:
     faces: int = 0
     seconds: float = 0.0
     summary: dict | None = None
+
+    @property
+    def message(self) -> str:
+        """The reason, naming the input once (MediaError messages already start with it)."""
+        return self.reason if str(self.input) in self.reason else f"{self.input}: {self.reason}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,13 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video files or folders (none: convert the shipped demo video)")
     p.add_argument("-o", "--output", dest="out", type=Path,
                    help="output file (one input) or folder (several inputs or a folder)")
-    p.add_argument("--output-mode", "--output-kind", dest="output_mode", default=None,
+    p.add_argument("--output-mode", "--mode", dest="output_mode", default=None,
                    choices=["composite", "crop", "side-by-side"],
                    help="what to write: the frame with faces replaced (default), the aligned "
                         "stylised crop, or input and result side by side")
     p.add_argument("--codec", default=None,
                    help="video encoder (default: h264_nvenc when CUDA is used and it opens, else libx264)")
-    p.add_argument("--crf", type=int, default=18, help="quality, lower is better (default 18)")
+    p.add_argument("--crf", type=int, default=18, help="quality 0..51, lower is better (default 18)")
     p.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
     p.add_argument("--jobs", type=int, default=1, help="convert this many files at once (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -59,127 +72,146 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch the faces of up to this many consecutive frames (default 4)")
     cli.add_model_arguments(p)
     cli.add_face_arguments(p)
+    cli.add_verbosity(p)
     return p
 
 
-def _collect(inputs: list[Path]) -> list[Path]:
+# =============================================================================================
+# Planning: inputs to outputs
+# =============================================================================================
+def is_own_output(path: Path) -> bool:
+    return path.stem.endswith(OUTPUT_SUFFIX)
+
+
+def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[str]]:
+    """The files to convert, and notes on what a folder held that was skipped (hidden files
+    such as a leftover ``.x.part.mp4``, our own ``*_anime`` outputs, non-videos)."""
     files: list[Path] = []
+    notes: list[str] = []
     for item in inputs:
-        if item.is_dir():
-            found = sorted(f for f in item.iterdir() if f.suffix.lower() in VIDEO_SUFFIXES and f.is_file())
-            if not found:
-                raise cli.UsageError(f"{item}: the folder holds no video files "
-                                     f"({', '.join(sorted(VIDEO_SUFFIXES))})")
-            files += found
-        else:
+        if not item.exists():
+            raise ConfigError(f"{item}: no such file or folder")
+        if not item.is_dir():
             files.append(item)
-    return files
+            continue
+        hidden = own = other = 0
+        found = []
+        for f in sorted(item.iterdir()):
+            if not f.is_file():
+                continue
+            if f.name.startswith("."):
+                hidden += 1
+            elif f.suffix.lower() not in VIDEO_SUFFIXES:
+                other += 1
+            elif is_own_output(f):
+                own += 1
+            else:
+                found.append(f)
+        skipped = [f"{n} {what}" for n, what in ((hidden, "hidden"), (own, f"earlier output(s) (*{OUTPUT_SUFFIX})"),
+                                                 (other, "non-video")) if n]
+        if skipped:
+            notes.append(f"{item}: skipped {', '.join(skipped)} file(s)")
+        if not found:
+            raise ConfigError(f"{item}: the folder holds no video files to convert "
+                              f"({', '.join(sorted(VIDEO_SUFFIXES))})")
+        files += found
+    return files, notes
 
 
-def plan_jobs(inputs: list[Path], out: Path | None, overwrite: bool) -> list[Job]:
-    """Pair inputs with outputs; a folder or several inputs need an output folder."""
-    files = _collect(inputs)
+def plan_jobs(inputs: list[Path], out: Path | None, overwrite: bool) -> tuple[list[Job], list[str]]:
+    """Pair inputs with outputs; a folder or several inputs need an output folder. Nothing is
+    created here except a missing output folder whose parent exists."""
+    files, notes = collect_inputs(inputs)
     several = len(files) > 1 or any(i.is_dir() for i in inputs)
     if out is None:
         if several:
-            raise cli.UsageError("-o/--output: give an output folder for several inputs")
-        out = files[0].with_name(files[0].stem + "_anime.mp4")
+            raise ConfigError("-o/--output: give an output folder for several inputs")
+        out = files[0].with_name(files[0].stem + OUTPUT_SUFFIX + ".mp4")
     if several:
         if out.exists() and not out.is_dir():
-            raise cli.UsageError(f"-o/--output: {out} is a file; several inputs need a folder")
+            raise ConfigError(f"-o/--output: {out} is a file; several inputs need a folder")
         if not out.exists():
             if not out.parent.is_dir():
-                raise cli.UsageError(f"-o/--output: the folder {out.parent} does not exist")
+                raise ConfigError(f"-o/--output: the folder {out.parent} does not exist")
             out.mkdir()
-        jobs = [Job(f, out / (f.stem + "_anime.mp4")) for f in files]
+        jobs = [Job(f, out / (f.stem + OUTPUT_SUFFIX + ".mp4")) for f in files]
     else:
         if out.is_dir():
-            out = out / (files[0].stem + "_anime.mp4")
+            out = out / (files[0].stem + OUTPUT_SUFFIX + ".mp4")
+        elif not out.parent.is_dir():
+            raise ConfigError(f"-o/--output: the folder {out.parent} does not exist")
         jobs = [Job(files[0], out)]
     seen: set[Path] = set()
     for j in jobs:
         if j.output.resolve() == j.input.resolve():
-            raise cli.UsageError(f"-o/--output: {j.output} is the input itself")
+            raise ConfigError(f"-o/--output: {j.output} is the input itself")
         if j.output.resolve() in seen:
-            raise cli.UsageError(f"two inputs would write the same output {j.output}")
+            raise ConfigError(f"two inputs would write the same output {j.output}")
         seen.add(j.output.resolve())
         if j.output.exists() and not overwrite:
             j.status, j.reason = "skipped", "output exists (use --overwrite)"
-    return jobs
+    return jobs, notes
 
 
-class SharedEngine:
-    """One engine used by several conversions at once: calls take turns (a CUDA-graph engine
-    copies each batch into one fixed input buffer, so two batches must never be in it together)."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.size, self.name = engine.size, engine.name
-        self.max_batch = getattr(engine, "max_batch", 8)
-        self._lock = threading.Lock()
-
-    def __call__(self, crops):
-        with self._lock:
-            return self.engine(crops)
+# =============================================================================================
+# Converting one file (also what the studio and the cluster workers run)
+# =============================================================================================
+def convert_file(job: Job, engine, cfg: PipelineConfig, out: FileOutput, *,
+                 on_frame: Callable[[], None] | None = None,
+                 started: Callable | None = None) -> Job:
+    """Convert ``job.input`` into ``job.output`` with an open ``engine``. Sets the job's status;
+    never raises for a bad input or output (the reason is one line), re-raises nothing but
+    Ctrl-C. ``started(pipeline)`` is called once the pipeline exists (to be able to stop it)."""
+    t0 = time.monotonic()
+    try:
+        source = open_source(FileInput(job.input))
+        spec = FileOutput(job.output, codec=out.codec, crf=out.crf, preset=out.preset,
+                          audio_from=job.input)
+        pipe = build_pipeline(cfg, source, engine, [spec],
+                              on_output=(lambda f, w: on_frame()) if on_frame else None)
+        if started is not None:
+            started(pipe)
+        stats = pipe.run()
+        s = stats.summary()
+        job.status, job.frames, job.faces, job.summary = "done", s["frames_out"], s["faces"], s
+    except KeyboardInterrupt:
+        job.status, job.reason = "interrupted", "stopped; no output written"
+    except Exception as e:  # noqa: BLE001 - every failure of one file fails that file, in one line
+        job.status, job.reason = "failed", one_line(e)
+    job.seconds = time.monotonic() - t0
+    return job
 
 
 class Converter:
     """Runs the jobs (several at once with ``jobs > 1``, sharing one engine), with a progress bar."""
 
-    def __init__(self, args, engine, console):
-        self.args, self.engine, self.console = args, engine, console
+    def __init__(self, engine, cfg: PipelineConfig, out: FileOutput, jobs: int, console,
+                 progress: bool | None = None):
+        from .engines.base import SharedEngine
+        self.engine = engine if isinstance(engine, SharedEngine) else SharedEngine(engine)
+        self.cfg, self.out, self.jobs, self.console = cfg, out, max(1, jobs), console
+        self.show_progress = console.is_terminal if progress is None else progress
         self._pipelines: set = set()
         self._lock = threading.Lock()
         self.interrupted = False
 
-    def convert(self, job: Job, progress=None, task=None) -> Job:
-        from .faces import Compositor
-        from .pipeline import Pipeline
-        from .sinks import VideoFileSink, pick_video_codec
-        from .sources import VideoFileSource
-        args = self.args
-        t0 = time.monotonic()
-        try:
-            src = VideoFileSource(job.input)
-            w, h = src.info.display_size
-            mode = args.output_mode
-            if mode == "side-by-side":
-                w *= 2
-            elif mode == "crop":
-                w = h = self.engine.size
-            sink = VideoFileSink(job.output, width=w, height=h, info=src.info,
-                                 audio_from=str(job.input), crf=args.crf, preset=args.preset,
-                                 codec=pick_video_codec(args.codec, args.device))
-            tracker, aligner = cli.make_face_stage(args, self.engine.size)
-            pipe = Pipeline(src, tracker, aligner, self.engine, Compositor(aligner.template),
-                            [sink], live=False, output=mode, device=args.device,
-                            batch_frames=args.batch_frames,
-                            on_output=(lambda f, w_: progress.advance(task)) if progress else None)
-            with self._lock:
-                if self.interrupted:
-                    sink.abort()
-                    raise KeyboardInterrupt
-                self._pipelines.add(pipe)
-            try:
-                stats = pipe.run()
-            finally:
-                with self._lock:
-                    self._pipelines.discard(pipe)
-                tracker.close()
-            s = stats.summary()
-            job.status, job.frames, job.faces, job.summary = "done", s["frames_out"], s["faces"], s
-        except KeyboardInterrupt:
-            job.status, job.reason = "interrupted", "stopped by Ctrl-C; no output written"
-        except (MediaError, cli.UsageError, ValueError, OSError) as e:
-            job.status, job.reason = "failed", str(e).splitlines()[0] if str(e) else type(e).__name__
-        job.seconds = time.monotonic() - t0
-        return job
+    def _started(self, pipe) -> None:
+        with self._lock:
+            if self.interrupted:
+                pipe.stop()
+            self._pipelines.add(pipe)
 
-    def stop_all(self):
+    def stop_all(self) -> None:
         with self._lock:
             self.interrupted = True
             for p in list(self._pipelines):
                 p.stop()
+
+    def _one(self, job: Job, tick) -> Job:
+        if self.interrupted:
+            job.status, job.reason = "interrupted", "not started"
+            return job
+        return convert_file(job, self.engine, self.cfg, self.out, on_frame=tick, started=self._started)
 
     def run(self, jobs: list[Job]) -> list[Job]:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -192,38 +224,37 @@ class Converter:
                 info = probe(j.input)
                 total += info.frames or int(round((info.duration_s or 0) * info.fps))
             except MediaError as e:
-                j.status, j.reason = "failed", str(e)
+                j.status, j.reason = "failed", one_line(e)
         todo = [j for j in todo if j.status == "pending"]
         columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[fps]:>6.1f} fps"), TimeRemainingColumn()]
         with Progress(*columns, console=self.console, transient=False,
-                      disable=not self.console.is_terminal and not getattr(self.args, "progress", False)) as progress:
+                      disable=not self.show_progress) as progress:
             task = progress.add_task(f"{len(todo)} video(s)", total=total or None, fps=0.0)
             t0 = time.monotonic()
 
             def tick():
+                progress.advance(task)
                 done = progress.tasks[0].completed
                 progress.update(task, fps=done / max(time.monotonic() - t0, 1e-6))
 
-            class _Adv:
-                def advance(self_, _t):
-                    progress.advance(task)
-                    tick()
-
-            adv = _Adv()
-            with ThreadPoolExecutor(max_workers=max(1, self.args.jobs)) as pool:
-                futures = [pool.submit(self.convert, j, adv, task) for j in todo]
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                futures = [pool.submit(self._one, j, tick) for j in todo]
                 try:
                     while not all(f.done() for f in futures):
                         time.sleep(0.05)
                 except KeyboardInterrupt:
                     self.stop_all()
-                    for j in todo:
-                        if j.status == "pending":
-                            j.status, j.reason = "interrupted", "not started (Ctrl-C)"
                     for f in futures:
                         f.result()
                     raise
+                for f, j in zip(futures, todo):
+                    try:
+                        f.result()              # convert_file catches all; this is a safety net
+                    except Exception as e:  # noqa: BLE001
+                        j.status, j.reason = "failed", one_line(e)
+                    if j.status == "pending":
+                        j.status, j.reason = "failed", "the conversion ended without a result"
         return jobs
 
 
@@ -241,50 +272,81 @@ def print_summary(console, jobs: list[Job]) -> None:
     console.print(t)
 
 
+# =============================================================================================
+# main
+# =============================================================================================
+class _Stop:
+    """SIGTERM and SIGHUP stop a conversion the way Ctrl-C does (the temporary files are
+    removed); the exit status says which signal it was (128 + its number)."""
+
+    def __init__(self):
+        self.signum = signal.SIGINT
+        self.previous = {}
+
+    def __enter__(self):
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            self.previous[s] = signal.getsignal(s)
+            signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+        return False
+
+
 def main(argv=None) -> int:
     from rich.console import Console
     console = Console(stderr=True)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    demo = not args.inputs
     try:
         if args.jobs < 1:
-            raise cli.UsageError("--jobs must be at least 1")
-        if not 0 <= args.crf <= 51:
-            raise cli.UsageError("--crf must be within 0..51")
-        if not args.inputs:
-            args = cli.apply_demo_defaults(args, console)
-            if args.output_mode is None:
-                args.output_mode = "side-by-side"
-            if args.out is None:
-                args.out = Path("gnr_demo.mp4")
-                args.overwrite = True
-        if args.output_mode is None:
-            args.output_mode = "composite"
-        for i in args.inputs:
-            if not i.exists():
-                raise cli.UsageError(f"{i}: no such file or folder")
-        jobs = plan_jobs(args.inputs, args.out, args.overwrite)
-        engine = cli.build_engine(args, console)
-    except (cli.UsageError, MediaError) as e:
-        console.print(f"[red]error:[/] {e}", soft_wrap=True)
+            raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+        inputs = [DEMO_VIDEO] if demo else list(args.inputs)
+        mode = args.output_mode or ("side-by-side" if demo else "composite")
+        cfg = PipelineConfig(faces=cli.face_options(args), output=mode, live=False,
+                             batch_frames=args.batch_frames)
+        out_opts = FileOutput(Path("unused.mp4"), codec=args.codec, crf=args.crf, preset=args.preset)
+        model_opts = cli.model_options(args, default_demo=demo)
+        out = args.out if args.out is not None else (Path("gnr_demo.mp4") if demo else None)
+        jobs, notes = plan_jobs(inputs, out, args.overwrite or (demo and args.out is None))
+        for n in notes:
+            console.print(f"note: {n}", soft_wrap=True)
+        model = open_model(model_opts, log=lambda m: console.print(f"note: {m}", soft_wrap=True))
+    except (ConfigError, MediaError) as e:
+        console.print(f"[red]error:[/] {one_line(e)}", soft_wrap=True)
         return 2
-    if args.jobs > 1:
-        engine = SharedEngine(engine)
-    conv = Converter(args, engine, console)
-    try:
-        conv.run(jobs)
-    except KeyboardInterrupt:
-        print_summary(console, jobs)
-        console.print("[red]interrupted:[/] Ctrl-C; unfinished outputs were not written", soft_wrap=True)
-        return 130
-    print_summary(console, jobs)
+    console.print(f"engine: {model.summary}", soft_wrap=True, highlight=False)
+    if args.verbose:
+        console.print(f"  {model.details}", soft_wrap=True, highlight=False)
+    cli.apply_process_settings(model.engine, lambda m: console.print(m, highlight=False), args.verbose)
+    conv = Converter(model.engine, cfg, out_opts, args.jobs, console)
+    with _Stop() as stop:
+        try:
+            conv.run(jobs)
+        except KeyboardInterrupt:
+            if len(jobs) > 1:
+                print_summary(console, jobs)
+            why = "Ctrl-C" if stop.signum == signal.SIGINT else signal.Signals(stop.signum).name
+            console.print(f"[red]interrupted[/] ({why}): unfinished outputs were not written",
+                          soft_wrap=True)
+            return 128 + int(stop.signum)
     failed = [j for j in jobs if j.status in ("failed", "interrupted")]
+    if len(jobs) > 1:
+        print_summary(console, jobs)
+    for j in jobs:
+        if j.status == "skipped":
+            console.print(f"skipped {j.output}: {j.reason}", soft_wrap=True)
+        elif j.status == "done":
+            console.print(f"wrote {j.output} ({j.frames} frames, {j.faces} faces, "
+                          f"{j.frames / max(j.seconds, 1e-9):.1f} fps)", soft_wrap=True)
     for j in failed:
-        console.print(f"[red]error:[/] {j.input}: {j.reason}", soft_wrap=True)
-    if not failed:
-        done = [j for j in jobs if j.status == "done"]
-        for j in done:
-            console.print(f"wrote {j.output}")
+        console.print(f"[red]error:[/] {j.message}", soft_wrap=True)
     return 1 if failed else 0
 
 

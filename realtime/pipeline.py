@@ -1,6 +1,16 @@
-"""The one composition root: source → tracker → aligner → batcher → engine → compositor → sinks.
+"""The running pipeline: source → tracker → aligner → batcher → engine → compositor → sinks.
 
-Each stage runs in its own thread, joined by bounded channels:
+:mod:`realtime.compose` builds one from a validated config (the composition root every front end
+calls); this module runs it. Four threads, named after the stages they run, joined by bounded
+channels:
+
+* ``gnr-source`` — reads frames from the source (decode, or a camera);
+* ``gnr-faces`` — tracks the faces, uploads the frame to the engine's device, cuts aligned crops;
+* ``gnr-engine`` — gathers crops into batches and runs the engine;
+* ``gnr-output`` — pastes the stylised crops back (or builds the crop / side-by-side view) and
+  writes the frame to every sink.
+
+Hand-offs:
 
 * **file mode** never drops a frame and keeps order (a full channel blocks its producer);
   faces of several consecutive frames are batched up to the engine's batch size;
@@ -22,6 +32,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from training.pixels import to_pixels
+
 from .types import AlignedBatch, FaceTrack, Frame
 
 _END = object()
@@ -29,9 +41,21 @@ OUTPUT_MODES = ("composite", "crop", "side-by-side")
 STAGES = ("decode", "track", "align", "engine", "paste", "encode")
 
 
+def output_size(mode: str, source_wh: tuple[int, int], crop_size: int) -> tuple[int, int]:
+    """(width, height) of the frames the pipeline writes for ``mode`` (the one place that says)."""
+    w, h = int(source_wh[0]), int(source_wh[1])
+    if mode == "side-by-side":
+        return 2 * w, h
+    if mode == "crop":
+        return int(crop_size), int(crop_size)
+    if mode == "composite":
+        return w, h
+    raise ValueError(f"output mode must be one of {OUTPUT_MODES}, got {mode!r}")
+
+
 @dataclass
-class Work:
-    """One frame travelling through the stages."""
+class InFlight:
+    """One frame travelling through the stages, with what each stage made of it."""
     frame: Frame
     t_read: float                                   # time.monotonic() when the source gave it
     tracks: list[FaceTrack] = field(default_factory=list)
@@ -145,13 +169,14 @@ class Pipeline:
     ``engine``: a callable ``crops -> crops`` on N×3×S×S float tensors in [-1, 1] (an
     :mod:`realtime.engines` engine); its ``max_batch`` (default 8) bounds a batch.
     ``sinks``: objects with ``write(frame)``, ``close()`` and ``abort()``.
-    ``on_output``: called (in the sink thread) with each output frame and its Work item.
+    ``on_output``: called (in the output thread) with each output frame and its InFlight item.
+    ``tracker`` is closed when the run ends (the pipeline owns it).
     """
 
     def __init__(self, source: Iterable[Frame], tracker, aligner, engine: Callable, compositor,
                  sinks: Sequence = (), *, live: bool = False, output: str = "composite",
                  device: str = "cpu", batch_frames: int = 4,
-                 on_output: Callable[[Frame, Work], None] | None = None,
+                 on_output: Callable[[Frame, InFlight], None] | None = None,
                  stats: PipelineStats | None = None):
         if output not in OUTPUT_MODES:
             raise ValueError(f"output must be one of {OUTPUT_MODES}, got {output!r}")
@@ -170,7 +195,7 @@ class Pipeline:
         self._last_crop: np.ndarray | None = None
 
     # -- the stages -------------------------------------------------------------------------------
-    def _read(self):
+    def _source_stage(self):
         out = self.channels["faces"]
         it = iter(self.source)
         while not self.stop_event.is_set():
@@ -180,7 +205,7 @@ class Pipeline:
             except StopIteration:
                 break
             now = time.monotonic()
-            w = Work(frame, now)
+            w = InFlight(frame, now)
             # a paced source (a file played as a camera) sleeps inside next(): not decode time
             decode = max(0.0, now - t0 - getattr(self.source, "last_wait_s", 0.0))
             w.timings["decode"] = decode
@@ -190,7 +215,8 @@ class Pipeline:
                 break
         out.close()
 
-    def _faces(self):
+    def _face_stage(self):
+        """Track, upload to the engine's device, align."""
         inp, out = self.channels["faces"], self.channels["engine"]
         while True:
             w = inp.get()
@@ -227,7 +253,8 @@ class Pipeline:
         return torch.cat([self.engine(crops[i:i + self.max_batch])
                           for i in range(0, n, self.max_batch)])
 
-    def _batcher(self):
+    def _engine_stage(self):
+        """Gather the crops of consecutive frames (file mode) into batches and run the engine."""
         inp, out = self.channels["engine"], self.channels["sink"]
         ended = False
         while not ended:
@@ -267,7 +294,7 @@ class Pipeline:
                     return
         out.close()
 
-    def _compose(self, w: Work) -> Frame:
+    def _compose(self, w: InFlight) -> Frame:
         frame = w.frame
         if w.batch is not None and w.stylized is not None:
             pasted = self.compositor.paste(frame, w.batch, w.stylized)
@@ -280,15 +307,15 @@ class Pipeline:
         else:                                       # crop: the first face's stylised crop
             if w.batch is not None and w.stylized is not None:
                 order = sorted(range(len(w.batch)), key=lambda i: w.batch.track_ids[i])
-                c = w.stylized[order[0]].detach().float().clamp(-1, 1)
-                self._last_crop = ((c.permute(1, 2, 0) + 1) * 127.5).round().byte().cpu().numpy()
+                self._last_crop = to_pixels(w.stylized[order[0]].detach()).permute(1, 2, 0).cpu().numpy()
             if self._last_crop is None:
                 s = getattr(self.aligner, "crop_size", 256)
                 self._last_crop = np.full((s, s, 3), 128, np.uint8)
             img = self._last_crop
         return Frame(np.ascontiguousarray(img), frame.timestamp_s, frame.index)
 
-    def _sink(self):
+    def _output_stage(self):
+        """Composite (or build the crop / side-by-side view) and write to every sink."""
         inp = self.channels["sink"]
         while True:
             w = inp.get()
@@ -330,9 +357,10 @@ class Pipeline:
         """Run to the end of the source (or until stopped). ``idle`` is called about every 10 ms
         in the calling thread (a window's event loop); returning False stops the pipeline.
         On success every sink is closed; on an error or Ctrl-C every sink is aborted."""
-        threads = [threading.Thread(target=self._guard(fn), name=f"gnr-{fn.__name__.strip('_')}",
-                                    daemon=True)
-                   for fn in (self._read, self._faces, self._batcher, self._sink)]
+        stages = {"source": self._source_stage, "faces": self._face_stage,
+                  "engine": self._engine_stage, "output": self._output_stage}
+        threads = [threading.Thread(target=self._guard(fn), name=f"gnr-{name}", daemon=True)
+                   for name, fn in stages.items()]
         self.stats.t_start = time.monotonic()
         for t in threads:
             t.start()
@@ -348,6 +376,9 @@ class Pipeline:
         for t in threads:
             t.join(timeout=1.0)
         self.stats.t_end = time.monotonic()
+        close = getattr(self.tracker, "close", None)
+        if close is not None and not threads[1].is_alive():   # never under a running update()
+            close()
         self.stats.dropped = {name: ch.dropped for name, ch in self.channels.items() if ch.dropped}
         failed = interrupted or (self.errors[0] if self.errors else None)
         if failed is None and self.stop_event.is_set() and not self.live:

@@ -148,6 +148,15 @@ class VideoFileSource:
         self.threads = threads
         self.frames_read = 0
 
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the upright frames."""
+        return self.info.display_size
+
+    @property
+    def fps(self) -> float:
+        return self.info.fps
+
     def __iter__(self) -> Iterator[Frame]:
         av = _av()
         info = self.info
@@ -193,6 +202,14 @@ class LoopingFileSource:
         self.stopped = False
         self.last_wait_s = 0.0       # pacing sleep before the last frame (not decode time)
 
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.info.display_size
+
+    @property
+    def fps(self) -> float:
+        return self.info.fps
+
     def stop(self) -> None:
         self.stopped = True
 
@@ -221,7 +238,9 @@ class CameraSource:
     """A webcam through OpenCV (bundled with MediaPipe): ``CameraSource(0)``.
 
     Timestamps come from a monotonic clock taken right after each grab, so end-to-end latency
-    is measured from capture. A camera that stops delivering raises MediaError.
+    is measured from capture. The first frame is grabbed when the source opens (a camera that
+    opens but delivers nothing fails here, and the frame size is known before the pipeline is
+    built); it is the first frame yielded. A camera that stops delivering raises MediaError.
     """
 
     def __init__(self, index: int = 0, width: int | None = None, height: int | None = None,
@@ -240,19 +259,30 @@ class CameraSource:
         self.fps = rate if rate and math.isfinite(rate) and rate > 0 else 30.0
         self.index = index
         self.stopped = False
+        self._first = self._grab(0)
+        self.frame_size = (self._first.width, self._first.height)
+
+    def _grab(self, n: int) -> Frame:
+        ok, bgr = self.cap.read()
+        t = time.monotonic()
+        if not ok:
+            raise MediaError(f"camera {self.index} stopped delivering frames (unplugged?)")
+        return Frame.from_array(self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB), t, n)
 
     def stop(self) -> None:
         self.stopped = True
 
+    def close(self) -> None:
+        self.cap.release()
+
     def __iter__(self) -> Iterator[Frame]:
-        n = 0
         try:
+            if self._first is not None and not self.stopped:
+                first, self._first = self._first, None
+                yield first
+            n = 1
             while not self.stopped:
-                ok, bgr = self.cap.read()
-                t = time.monotonic()
-                if not ok:
-                    raise MediaError(f"camera {self.index} stopped delivering frames (unplugged?)")
-                yield Frame.from_array(self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB), t, n)
+                yield self._grab(n)
                 n += 1
         finally:
             self.cap.release()

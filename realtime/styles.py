@@ -1,223 +1,143 @@
-"""Style codes: the 8 floats that say how a face is rendered, and where they came from.
+"""Styles at run time: the saved style bank, and blending from one style to the next.
 
-A GNR generator renders a content code with an 8-d style latent (``latent_dim``), mapped by its MLP
-to 512-d. The authors sample styles as ``torch.randn(latent_dim)`` and take a reference style from
-an anime (B-domain) image with the anime->face generator's style encoder
-(``G_B2A_ema.encode(anime).style``). :class:`StyleCode` holds such a vector with a human-readable
-``source`` and is what export (baked ONNX graphs, engines) and the apps pass around.
+The style code itself (:class:`training.style.StyleCode`: 8 floats and where they came from)
+belongs to the model and lives in ``training``; this module holds what the live apps do with it.
 
-    StyleCode.from_seed(42)                         # the authors' sampling, reproducible
-    StyleCode.from_file("style.npy")                # 8 floats saved with np.save / StyleCode.save
-    StyleCode.from_image("anime.png", "ckpt.pt")    # the style of an anime face
+* :class:`StyleBank` — up to nine named styles in one small JSON file shared by the webcam app and
+  the studio (``~/.config/gnr-anime/styles.json`` by default), written atomically.
+* :class:`StyleMixer` — the style to use *now*: a smoothstep blend over ``BLEND_SECONDS`` from the
+  previous style to the newly chosen one, so a style change never jumps.
+* :class:`BlendedStyleEngine` — wraps a style-as-input engine and hands it the mixer's current
+  style before each batch (only when it changed).
 """
 from __future__ import annotations
 
-import math
+import json
 import os
-from dataclasses import dataclass
+import threading
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from training.fileio import atomic_path
+from training.fileio import write_bytes_atomic
 
-if TYPE_CHECKING:
-    import torch
+__all__ = ["BLEND_SECONDS", "MAX_BANK", "StyleBank", "StyleMixer", "BlendedStyleEngine",
+           "default_bank_path"]
 
-__all__ = ["StyleCode", "StyleError", "DEFAULT_LATENT_DIM", "load_image_rgb"]
-
-DEFAULT_LATENT_DIM = 8
-
-
-class StyleError(ValueError):
-    """A style that cannot be used: wrong length, non-finite values, unreadable file or image."""
+BLEND_SECONDS = 0.3
+MAX_BANK = 9
 
 
-@dataclass(frozen=True)
-class StyleCode:
-    """One style latent (``latent_dim`` floats, 8 for the released model) and where it came from
-    (``"seed 42"``, ``"file style.npy"``, ``"image anime.png via G_B2A_ema of ckpt.pt"``)."""
+def default_bank_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or (Path.home() / ".config")
+    return Path(base) / "gnr-anime" / "styles.json"
 
-    vector: tuple[float, ...]
-    source: str = "vector"
 
-    def __post_init__(self) -> None:
-        try:
-            vec = tuple(float(v) for v in np.asarray(self.vector, dtype=np.float64).reshape(-1))
-        except (TypeError, ValueError) as e:
-            raise StyleError(f"a style must be a sequence of numbers: {e}") from None
-        if not vec:
-            raise StyleError("a style needs at least one value (the released model uses 8)")
-        if not all(math.isfinite(v) for v in vec):
-            raise StyleError(f"style from {self.source} contains NaN or infinite values")
-        object.__setattr__(self, "vector", vec)
-        object.__setattr__(self, "source", str(self.source))
+class StyleBank:
+    """Up to nine saved styles, each with a name, in a small JSON file (written atomically).
 
-    # -- constructors --------------------------------------------------------------------------
-    @classmethod
-    def from_seed(cls, seed: int, dim: int = DEFAULT_LATENT_DIM) -> "StyleCode":
-        """``torch.randn(dim)`` from a generator seeded with ``seed`` (the authors' sampling;
-        the same vector as ``torch.manual_seed(seed); torch.randn(1, dim)`` on the CPU)."""
-        import torch
+    The file is ``{"styles": [{"name": "...", "vector": [8 floats]}, ...]}``; the older form, a
+    bare list of vectors per style, is read too. A broken file is replaced on the next save."""
 
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise StyleError(f"style seed must be an integer, got {seed!r}")
-        if not 0 <= int(seed) < 2 ** 63:
-            raise StyleError(f"style seed must be in [0, 2**63), got {seed}")
-        gen = torch.Generator().manual_seed(int(seed))
-        vec = torch.randn(1, int(dim), generator=gen)[0]
-        return cls(tuple(vec.tolist()), f"seed {int(seed)}")
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else default_bank_path()
+        self.entries: list[dict] = []
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+                for i, s in enumerate(data.get("styles", [])[:MAX_BANK]):
+                    if isinstance(s, dict):
+                        vec, name = s["vector"], str(s.get("name") or f"style {i + 1}")
+                    else:
+                        vec, name = s, f"style {i + 1}"
+                    self.entries.append({"name": name, "vector": [float(v) for v in vec]})
+            except (OSError, ValueError, TypeError, AttributeError, KeyError):
+                self.entries = []
 
-    @classmethod
-    def from_vector(cls, values: Sequence[float] | np.ndarray | "torch.Tensor", source: str = "vector",
-                    dim: int | None = None) -> "StyleCode":
-        arr = _as_array(values)
-        if arr.ndim == 2 and arr.shape[0] == 1:
-            arr = arr[0]
-        if arr.ndim != 1:
-            raise StyleError(f"style from {source} must be a vector of {dim or 'N'} floats "
-                             f"(or 1 x {dim or 'N'}), got shape {arr.shape}")
-        if dim is not None and arr.shape[0] != dim:
-            raise StyleError(f"style from {source} has {arr.shape[0]} values, the model needs {dim}")
-        return cls(tuple(arr.tolist()), source)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike, dim: int = DEFAULT_LATENT_DIM) -> "StyleCode":
-        """A ``.npy`` file holding ``dim`` floats (shape (dim,) or (1, dim))."""
-        path = Path(path)
-        if not path.exists():
-            raise StyleError(f"style vector file not found: {path}")
-        if path.is_dir():
-            raise StyleError(f"style vector path is a folder, not a .npy file: {path}")
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise StyleError(f"could not read {path} as a .npy array of {dim} floats (save one "
-                             f"with numpy.save('style.npy', vector)): {e}") from None
-        if isinstance(arr, np.lib.npyio.NpzFile):  # pragma: no cover - .npz given
-            arr.close()
-            raise StyleError(f"{path} is an .npz archive; save the style with numpy.save (.npy)")
-        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-            raise StyleError(f"{path} holds {arr.dtype} values, expected {dim} real numbers")
-        if arr.shape not in ((dim,), (1, dim)):
-            raise StyleError(f"{path} holds an array of shape {arr.shape}; a style is {dim} floats "
-                             f"(shape ({dim},) or (1, {dim}))")
-        arr = arr.astype(np.float64).reshape(-1)
-        if not np.isfinite(arr).all():
-            raise StyleError(f"{path} contains NaN or infinite values")
-        return cls(tuple(arr.tolist()), f"file {path}")
-
-    @classmethod
-    def from_image(cls, image: str | os.PathLike | np.ndarray, checkpoint, *,
-                   which: str = "G_B2A_ema", device: str = "cpu") -> "StyleCode":
-        """The style of an anime face picture, read by the checkpoint's anime->face generator's
-        style encoder (``G_B2A_ema``, as the authors take styles from B-domain images).
-
-        ``image``: a file (PNG/JPEG/...) or an H x W x 3 uint8 RGB array, a roughly centred anime
-        face like the authors' 256 x 256 anime crops (a non-square image is centre-cropped to a
-        square, then resized to the model's size). ``checkpoint``: a checkpoint path, or an
-        already loaded Generator (then ``which`` only names it in ``source``).
-        """
-        import torch
-        from torch.nn import functional as F
-
-        from training.networks import Generator
-
-        if isinstance(checkpoint, Generator):
-            G, ck_name = checkpoint, "the given generator"
-        else:
-            from training.checkpoint import load_generator
-            G, ck_name = load_generator(checkpoint, which=which, device=device), Path(checkpoint).name
-        if isinstance(image, np.ndarray):
-            rgb, im_name = _check_rgb(image, "style image"), "array"
-        else:
-            rgb, im_name = load_image_rgb(image), Path(image).name
-        h, w = rgb.shape[:2]
-        side = min(h, w)
-        rgb = rgb[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
-        dev = next(G.parameters()).device
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(dev).permute(2, 0, 1)[None].float()
-        x = x / 127.5 - 1
-        if x.shape[-2:] != (G.size, G.size):
-            x = F.interpolate(x, size=(G.size, G.size), mode="bilinear", antialias=True,
-                              align_corners=False).clamp(-1, 1)
-        with torch.no_grad():
-            style = G.encode(x).style[0].double().cpu()
-        return cls(tuple(style.tolist()), f"image {im_name} via {which} of {ck_name}")
-
-    # -- conversions ---------------------------------------------------------------------------
     @property
-    def dim(self) -> int:
-        return len(self.vector)
+    def styles(self) -> list[list[float]]:
+        return [e["vector"] for e in self.entries]
 
-    def numpy(self, dtype=np.float32) -> np.ndarray:
-        return np.asarray(self.vector, dtype=dtype)
+    @property
+    def names(self) -> list[str]:
+        return [e["name"] for e in self.entries]
 
-    def tensor(self, device=None, dtype=None) -> "torch.Tensor":
-        """1 x dim tensor (float32 unless ``dtype`` says otherwise)."""
-        import torch
+    def __len__(self) -> int:
+        return len(self.entries)
 
-        return torch.tensor([self.vector], dtype=dtype or torch.float32, device=device)
+    def get(self, i: int) -> np.ndarray | None:
+        return np.asarray(self.entries[i]["vector"], np.float32) if 0 <= i < len(self.entries) else None
 
-    def check_dim(self, dim: int) -> "StyleCode":
-        if self.dim != dim:
-            raise StyleError(f"style from {self.source} has {self.dim} values, the model needs {dim}")
-        return self
+    def save(self, z: np.ndarray, name: str | None = None) -> int:
+        """Append a style (the oldest goes when nine are kept); returns its 1-based slot."""
+        entry = {"name": name or f"style {len(self.entries) + 1}",
+                 "vector": np.asarray(z, np.float32).ravel().tolist()}
+        self.entries = (self.entries + [entry])[-MAX_BANK:]
+        self._write()
+        return len(self.entries)
 
-    def to_dict(self) -> dict:
-        return {"vector": list(self.vector), "source": self.source}
+    def rename(self, i: int, name: str) -> None:
+        if not 0 <= i < len(self.entries):
+            raise IndexError(f"no saved style {i + 1} (the bank holds {len(self.entries)})")
+        if not name.strip():
+            raise ValueError("a style name cannot be empty")
+        self.entries[i]["name"] = name.strip()
+        self._write()
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "StyleCode":
-        if not isinstance(d, dict) or "vector" not in d:
-            raise StyleError(f"a style dict needs a 'vector' key, got {d!r:.80}")
-        return cls(tuple(d["vector"]), d.get("source", "vector"))
+    def delete(self, i: int) -> None:
+        if not 0 <= i < len(self.entries):
+            raise IndexError(f"no saved style {i + 1} (the bank holds {len(self.entries)})")
+        del self.entries[i]
+        self._write()
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the vector as a float32 ``.npy`` file, atomically (temp file + rename)."""
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, self.numpy())
-        return path
-
-    def __str__(self) -> str:
-        vals = ", ".join(f"{v:+.3f}" for v in self.vector)
-        return f"style ({self.source}): [{vals}]"
-
-
-def _as_array(values) -> np.ndarray:
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().numpy()
-    try:
-        return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise StyleError(f"a style must be numbers: {e}") from None
+    def _write(self) -> None:
+        write_bytes_atomic(self.path, json.dumps({"styles": self.entries}, indent=1).encode())
 
 
-def _check_rgb(img: np.ndarray, what: str) -> np.ndarray:
-    if img.dtype != np.uint8:
-        raise StyleError(f"{what} must be uint8 RGB (0..255), got dtype {img.dtype}")
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
-        raise StyleError(f"{what} must be H x W x 3 RGB, got shape {img.shape}")
-    return img[..., :3]
+class StyleMixer:
+    """The style the engine should use now: blends from the old to a new style over 0.3 s."""
+
+    def __init__(self, z: np.ndarray, blend_seconds: float = BLEND_SECONDS):
+        self.start = self.target = np.asarray(z, np.float32).ravel()
+        self.blend_seconds = blend_seconds
+        self.t0 = 0.0
+        self._lock = threading.Lock()
+
+    def set(self, z: np.ndarray, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self.start = self._at(now)
+            self.target = np.asarray(z, np.float32).ravel()
+            self.t0 = now
+
+    def current(self, now: float | None = None) -> np.ndarray:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            return self._at(now)
+
+    def _at(self, now: float) -> np.ndarray:
+        a = min(max((now - self.t0) / max(self.blend_seconds, 1e-9), 0.0), 1.0)
+        a = a * a * (3 - 2 * a)               # smoothstep: no jerk at either end
+        return ((1 - a) * self.start + a * self.target).astype(np.float32)
 
 
-def load_image_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read a still image (PNG, JPEG, WebP, BMP, ...) as H x W x 3 uint8 RGB, with PyAV."""
-    path = Path(path)
-    if not path.exists():
-        raise StyleError(f"image not found: {path}")
-    if path.is_dir():
-        raise StyleError(f"expected an image file, got a folder: {path}")
-    import av
+class BlendedStyleEngine:
+    """Wraps an engine: before each batch, hands it the mixer's current style if it changed.
+    An engine with a baked style (no ``set_style``) runs as it is."""
 
-    try:
-        with av.open(str(path)) as container:
-            frame = next(container.decode(video=0))
-            return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
-    except (av.error.FFmpegError, StopIteration, IndexError, ValueError) as e:
-        raise StyleError(f"could not read {path} as an image (PNG/JPEG/WebP...): {e}") from None
+    def __init__(self, engine, mixer: StyleMixer):
+        self.engine, self.mixer = engine, mixer
+        self.dynamic = hasattr(engine, "set_style")
+        self._last = None
+
+    def __call__(self, crops):
+        if self.dynamic:
+            z = self.mixer.current()
+            if self._last is None or not np.array_equal(z, self._last):
+                self.engine.set_style(z)
+                self._last = z
+        return self.engine(crops)
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
@@ -22,83 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
+from training.fileio import write_bytes_atomic
+from training.messages import one_line
+from training.style import StyleCode
+
 from . import cli
+from .compose import (CameraInput, ConfigError, FileOutput, LoopedInput, PipelineConfig,
+                      StreamOutput, VirtualCameraOutput, build_pipeline, make_sinks, open_model,
+                      open_source)
 from .sources import MediaError
+from .styles import BlendedStyleEngine, StyleBank, StyleMixer, default_bank_path
 from .types import Frame
-
-BLEND_SECONDS = 0.3
-
-
-def default_bank_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or (Path.home() / ".config")
-    return Path(base) / "gnr-anime" / "styles.json"
-
-
-class StyleBank:
-    """Up to nine saved styles in a small JSON file (written atomically)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.styles: list[list[float]] = []
-        if self.path.exists():
-            try:
-                data = json.loads(self.path.read_text())
-                self.styles = [[float(v) for v in s] for s in data.get("styles", [])][:9]
-            except (OSError, ValueError, TypeError, AttributeError):
-                self.styles = []          # a broken bank is replaced on the next save
-
-    def get(self, i: int) -> np.ndarray | None:
-        return np.asarray(self.styles[i], np.float32) if 0 <= i < len(self.styles) else None
-
-    def save(self, z: np.ndarray) -> int:
-        self.styles = (self.styles + [np.asarray(z, np.float32).ravel().tolist()])[-9:]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"styles": self.styles}, indent=1))
-        os.replace(tmp, self.path)
-        return len(self.styles)
-
-
-class StyleMixer:
-    """The style the engine should use now: blends from the old to a new style over 0.3 s."""
-
-    def __init__(self, z: np.ndarray):
-        self.start = self.target = np.asarray(z, np.float32).ravel()
-        self.t0 = 0.0
-        self._lock = threading.Lock()
-
-    def set(self, z: np.ndarray, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            self.start = self.current(now, locked=True)
-            self.target = np.asarray(z, np.float32).ravel()
-            self.t0 = now
-
-    def current(self, now: float | None = None, locked: bool = False) -> np.ndarray:
-        now = time.monotonic() if now is None else now
-        a = min(max((now - self.t0) / BLEND_SECONDS, 0.0), 1.0)
-        a = a * a * (3 - 2 * a)               # smoothstep: no jerk at either end
-        return ((1 - a) * self.start + a * self.target).astype(np.float32)
-
-
-class MixedStyleEngine:
-    """Wraps an engine: before each batch, hands it the mixer's current style if it changed."""
-
-    def __init__(self, engine, mixer: StyleMixer):
-        self.engine, self.mixer = engine, mixer
-        self.max_batch = getattr(engine, "max_batch", 8)
-        self.size = engine.size
-        self.name = engine.name
-        self._last = None
-        self.dynamic = hasattr(engine, "set_style")
-
-    def __call__(self, crops):
-        if self.dynamic:
-            z = self.mixer.current()
-            if self._last is None or not np.array_equal(z, self._last):
-                self.engine.set_style(z)
-                self._last = z
-        return self.engine(crops)
 
 
 class Preview:
@@ -117,15 +50,12 @@ class Preview:
         with self._lock:
             self.latest = (before, after)
 
-    def shown(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
-        return before if self.before else after
-
     def show(self, overlay_text: str) -> int:
         cv2 = self.cv2
         with self._lock:
             latest = self.latest
         if latest is not None:
-            img = cv2.cvtColor(self.shown(*latest), cv2.COLOR_RGB2BGR)
+            img = cv2.cvtColor(latest[0] if self.before else latest[1], cv2.COLOR_RGB2BGR)
             draw_overlay(img, overlay_text)
             cv2.imshow(self.title, img)
         return cv2.waitKey(1) & 0xFF
@@ -156,26 +86,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-loop", action="store_true", help="with --input: stop at the end of the file")
     p.add_argument("--style-bank", type=Path, default=None,
                    help=f"saved styles file (default {default_bank_path()})")
-    p.add_argument("--output-mode", default="composite", choices=["composite", "crop", "side-by-side"])
+    p.add_argument("--output-mode", "--mode", dest="output_mode", default="composite",
+                   choices=["composite", "crop", "side-by-side"],
+                   help="what is shown and sent: the frame with faces replaced (default), the "
+                        "aligned stylised crop, or input and result side by side")
     p.add_argument("--json", type=Path, help="write the run summary (latency, drops) as JSON here")
     cli.add_model_arguments(p)
     cli.add_face_arguments(p)
+    cli.add_verbosity(p)
     return p
 
 
 class RecordSink:
     """Writes what the preview shows (before/after state and overlay included)."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, preview_state, overlay):
-        from .sinks import VideoFileSink
-        self.sink = VideoFileSink(path, width=width, height=height, fps=fps)
-        self.preview_state, self.overlay = preview_state, overlay
+    def __init__(self, sink, preview_state, overlay):
+        self.sink, self.preview_state, self.overlay = sink, preview_state, overlay
 
     def write_pair(self, before: Frame, after: Frame) -> None:
         import cv2
         img = before.image if self.preview_state() else after.image
-        img = np.ascontiguousarray(img).copy()
-        bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+        bgr = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR)
         draw_overlay(bgr, self.overlay())
         self.sink.write(Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), after.timestamp_s, after.index))
 
@@ -186,74 +117,66 @@ class RecordSink:
         self.sink.abort()
 
 
+def check_output_path(flag: str, path: Path | None) -> None:
+    """A file the run will write at the end: its folder must exist now (so a long run never
+    ends in a traceback with its results lost)."""
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder, not a file")
+
+
 def main(argv=None) -> int:
     from rich.console import Console
-    from .faces import Compositor
-    from .pipeline import Pipeline, PipelineStats
-    from .sinks import StreamSink, VirtualCameraSink
-    from .sources import CameraSource, LoopingFileSource
+    from .pipeline import PipelineStats
 
     console = Console(stderr=True)
     args = build_parser().parse_args(argv)
-    if args.model is None and args.checkpoint is None and args.engine_file is None:
-        args.model = "demo"
-    sinks, record = [], None
+    say = (lambda m: console.print(m, soft_wrap=True, highlight=False))
+    source = None
     try:
-        if args.max_frames is not None and args.max_frames < 1:
-            raise cli.UsageError("--max-frames must be at least 1")
-        engine = cli.build_engine(args, console, dynamic_style=True)
-        from .styles import StyleCode
-        z0 = getattr(engine, "style_vector", None)
-        z0 = np.asarray(z0 if z0 is not None else StyleCode.from_seed(args.style or 0).vector, np.float32)
-        mixer = StyleMixer(z0)
-        live_engine = MixedStyleEngine(engine, mixer)
-        if args.input is not None:
-            source = LoopingFileSource(args.input, loop=not args.no_loop, paced=True,
-                                       max_frames=args.max_frames)
-            w, h = source.info.display_size
-            fps = source.info.fps
-        else:
-            source = CameraSource(args.camera)
-            first = next(iter(source))
-            h, w = first.image.shape[:2]
-            fps = source.fps
-        if args.output_mode == "side-by-side":
-            w *= 2
-        elif args.output_mode == "crop":
-            w = h = engine.size
-        tracker, aligner = cli.make_face_stage(args, engine.size)
-        if args.stream:
-            sinks.append(StreamSink(args.stream, width=w, height=h, fps=fps))
-        if args.virtual_camera:
-            try:
-                cam = VirtualCameraSink(width=w, height=h, fps=fps)
-                sinks.append(cam)
-                console.print(f"virtual camera: {cam.device}")
-            except MediaError as e:
-                console.print(f"[yellow]warning:[/] {e}; going on without it")
-    except (cli.UsageError, MediaError) as e:
-        console.print(f"[red]error:[/] {e}", soft_wrap=True)
-        for s in sinks:
-            s.abort()
+        if args.seconds is not None and not args.seconds > 0:
+            raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
+        check_output_path("--json", args.json)
+        check_output_path("--record", args.record)
+        cfg = PipelineConfig(faces=cli.face_options(args), output=args.output_mode, live=True)
+        model_opts = cli.model_options(args, dynamic_style=True, default_demo=True)
+        in_spec = LoopedInput(args.input, loop=not args.no_loop, paced=True,
+                              max_frames=args.max_frames) if args.input is not None \
+            else CameraInput(args.camera)
+        if args.input is None and args.max_frames is not None and args.max_frames < 1:
+            raise ConfigError(f"--max-frames must be at least 1, got {args.max_frames}")
+        model = open_model(model_opts, log=lambda m: say(f"note: {m}"))
+        source = open_source(in_spec)
+    except (ConfigError, MediaError) as e:
+        console.print(f"[red]error:[/] {one_line(e)}", soft_wrap=True)
+        if source is not None and hasattr(source, "close"):
+            source.close()
         return 2
+    engine = model.engine
+    say(f"engine: {model.summary}")
+    if args.verbose:
+        say(f"  {model.details}")
+    cli.apply_process_settings(engine, say, args.verbose)
 
+    z0 = engine.style if getattr(engine, "style", None) is not None else StyleCode.default()
+    mixer = StyleMixer(z0.numpy())
     stats = PipelineStats(window=2000)
     preview = None if args.no_window else _open_preview(console)
-    bank = StyleBank(args.style_bank or default_bank_path())
+    bank = StyleBank(args.style_bank)
     rng = np.random.default_rng()
+    record = None
+    pipe = None
 
     def overlay() -> str:
         lat = PipelineStats.percentiles(stats.recent_latency(3.0))
         recent = stats.frames_out / max(time.monotonic() - stats.t_start, 1e-6)
+        drops = sum(ch.dropped for ch in pipe.channels.values()) if pipe is not None else 0
         return (f"{recent:5.1f} fps  latency p50 {lat['p50_ms']:.0f} ms  p95 {lat['p95_ms']:.0f} ms"
-                f"  drops {sum(ch.dropped for ch in pipe.channels.values())}")
-
-    if args.record:
-        try:
-            record = RecordSink(args.record, w, h, fps, lambda: bool(preview and preview.before), overlay)
-        except MediaError as e:
-            console.print(f"[red]error:[/] --record: {e}", soft_wrap=True)
-            return 2
+                f"  drops {drops}")
 
     def on_output(out: Frame, work) -> None:
         before = work.frame.to_numpy()
@@ -266,14 +189,31 @@ def main(argv=None) -> int:
         if record is not None:
             record.write_pair(Frame(np.ascontiguousarray(before), out.timestamp_s, out.index), out)
 
-    pipe = Pipeline(source, tracker, aligner, live_engine, Compositor(aligner.template), sinks,
-                    live=True, output=args.output_mode, device=args.device, on_output=on_output,
-                    stats=stats)
+    outputs = []
+    if args.stream:
+        outputs.append(StreamOutput(args.stream))
+    if args.virtual_camera:
+        outputs.append(VirtualCameraOutput(required=False))
+    try:
+        pipe = build_pipeline(cfg, source, BlendedStyleEngine(engine, mixer), outputs,
+                              on_output=on_output, stats=stats, warn=lambda m: say(f"note: {m}"))
+        if args.record:
+            rec_sink = make_sinks([FileOutput(args.record, keep_timing=False)], pipe.output_size,
+                                  pipe.fps)[0]
+            record = RecordSink(rec_sink, lambda: bool(preview and preview.before), overlay)
+    except (ConfigError, MediaError) as e:
+        console.print(f"[red]error:[/] {one_line(e)}", soft_wrap=True)
+        if pipe is not None:
+            for s in pipe.sinks:
+                s.abort()
+        return 2
     t_end = time.monotonic() + args.seconds if args.seconds else None
 
     def idle():
         if t_end is not None and time.monotonic() > t_end:
             return False
+        if args.max_frames is not None and stats.frames_in >= args.max_frames and args.input is None:
+            return False                  # a camera has no end: stop after --max-frames
         if preview is None:
             return None
         key = preview.show(overlay())
@@ -285,7 +225,7 @@ def main(argv=None) -> int:
             preview.before = not preview.before
         elif key == ord("s"):
             n = bank.save(mixer.target)
-            console.print(f"saved the style as {n} in {bank.path}")
+            say(f"saved the style as {n} in {bank.path}")
         elif ord("1") <= key <= ord("9"):
             z = bank.get(key - ord("1"))
             if z is not None and z.shape == mixer.target.shape:
@@ -300,26 +240,29 @@ def main(argv=None) -> int:
         if record is not None:
             record.close()
     except KeyboardInterrupt:
-        console.print("stopped (Ctrl-C)")
+        say("stopped (Ctrl-C)")
         if record is not None:
             record.close()                # a live recording keeps what was shown so far
     except MediaError as e:
-        console.print(f"[red]error:[/] {e}", soft_wrap=True)
+        console.print(f"[red]error:[/] {one_line(e)}", soft_wrap=True)
         if record is not None:
             record.abort()
         code = 1
     finally:
         signal.signal(signal.SIGTERM, prev)
-        tracker.close()
         if preview is not None:
             preview.close()
     s = stats.summary()
     lat = s["latency"]
-    console.print(f"frames {s['frames_out']} of {s['frames_in']} read, dropped {s['dropped_total']}, "
-                  f"{s['fps']:.1f} fps, latency p50 {lat['p50_ms']:.1f} ms p95 {lat['p95_ms']:.1f} ms "
-                  f"p99 {lat['p99_ms']:.1f} ms")
+    say(f"frames {s['frames_out']} of {s['frames_in']} read, dropped {s['dropped_total']}, "
+        f"{s['fps']:.1f} fps, latency p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms, "
+        f"p99 {lat['p99_ms']:.1f} ms")
     if args.json:
-        args.json.write_text(json.dumps(s, indent=1))
+        try:
+            write_bytes_atomic(args.json, json.dumps(s, indent=1).encode())
+        except OSError as e:
+            console.print(f"[red]error:[/] --json {args.json}: {e.strerror or e}", soft_wrap=True)
+            code = code or 1
     return code
 
 
@@ -327,7 +270,7 @@ def _open_preview(console):
     try:
         return Preview()
     except Exception as e:   # noqa: BLE001 - no display (headless) or OpenCV without GUI
-        console.print(f"[yellow]warning:[/] no preview window ({str(e).splitlines()[0]}); "
+        console.print(f"[yellow]warning:[/] no preview window ({one_line(e)}); "
                       "running headless (use --no-window to silence this)")
         return None
 

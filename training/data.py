@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .images import IMAGE_EXTENSIONS, read_image_rgb
+from .pixels import to_unit
 from .train_config import DataSource
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class DataError(ValueError):
@@ -89,26 +90,10 @@ def scan_folder(folder: str | os.PathLike, check: bool = True) -> FolderScan:
     return FolderScan(folder, tuple(images), tuple(bad), len(other))
 
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Any image file -> H x W x 3 uint8 RGB (EXIF orientation applied, 16-bit scaled, alpha
-    composited over mid-grey, which is 0 in [-1, 1])."""
-    from PIL import Image, ImageOps
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(im, dtype=np.float64)
-            im = Image.fromarray(np.clip(arr / max(arr.max(), 1.0) * 255.0, 0, 255).astype(np.uint8))
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            bg = Image.new("RGBA", im.size, (128, 128, 128, 255))
-            im = Image.alpha_composite(bg, im)
-        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
-
-
 def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
     """Any image file -> size x size x 3 uint8 RGB (centre square crop, high-quality resize)."""
     from PIL import Image
-    im = Image.fromarray(read_rgb(path))
+    im = Image.fromarray(read_image_rgb(path))
     w, h = im.size
     if w != h:
         s = min(w, h)
@@ -121,7 +106,7 @@ def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 -> 3 x H x W float in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    return to_unit(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1))
 
 
 class ImageFolderSet(Dataset):

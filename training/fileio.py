@@ -1,6 +1,9 @@
 """File helpers every package uses: atomic writes (temporary file beside the target, fsync,
 rename) and content hashes. A crash, a full disk or Ctrl-C never leaves a half-written file in
-place of a good one."""
+place of a good one.
+
+They live here, in the model's home, because ``training`` is the lowest layer: ``export``,
+``realtime`` and ``benchmarks`` all build on it and use these same helpers."""
 from __future__ import annotations
 
 import hashlib
@@ -22,15 +25,19 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def temp_beside(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
+FILE_MODE = 0o644      # what a finished output gets: the owner writes, everyone reads
+
+
+def temp_beside(path: str | os.PathLike, suffix: str = ".tmp", mode: int = FILE_MODE) -> Path:
     """A new, empty, hidden temporary file in ``path``'s folder (same file system, so a rename
-    onto ``path`` is atomic), with the permissions a normal new file gets (not mkstemp's 0600)."""
+    onto ``path`` is atomic), created with an explicit ``mode`` (mkstemp's is 0600). The
+    process umask is never touched: other threads may be creating files at the same time."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
     return Path(tmp)
 
 

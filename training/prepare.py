@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE_EXTENSIONS, read_rgb
+from .images import IMAGE_EXTENSIONS, ImageReadError, read_image_rgb
+from .pixels import to_pixels
 
 
 @dataclass
@@ -85,14 +86,14 @@ class FacePreparer:
                 continue
             m = crop_to_frame_from_landmarks(lm, self.template)
             batch = self.aligner.crop_matrices(rgb, m[None], [0])
-            crop = ((batch.crops[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+            crop = to_pixels(batch.crops[0]).permute(1, 2, 0).numpy()
             crops.append(crop)
         return crops, (None if crops else reason), largest
 
 
 def prepare(raw: Path, out: Path, size: int = 256, min_face: float = 96.0, all_faces: bool = False,
             widen: float = 1.0, progress: bool = True) -> PrepareReport:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
     raw, out = Path(raw), Path(out)
     if not raw.is_dir():
         raise FileNotFoundError(f"RAW_DIR {raw} does not exist or is not a folder")
@@ -108,9 +109,9 @@ def prepare(raw: Path, out: Path, size: int = 256, min_face: float = 96.0, all_f
                 rep.not_images.append(str(rel))
                 continue
             try:
-                rgb = read_rgb(path)
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-                rep.unreadable.append({"file": str(rel), "reason": f"{type(e).__name__}: {e}"})
+                rgb = read_image_rgb(path)
+            except ImageReadError as e:
+                rep.unreadable.append({"file": str(rel), "reason": str(e)})
                 continue
             crops, why, largest = prep.faces(rgb)
             if why == "no_face":

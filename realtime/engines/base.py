@@ -9,7 +9,7 @@ input (it converts to its own device and precision inside). Attributes:
 * ``size`` — S; ``max_batch`` — the largest batch it runs at once: larger inputs are split into
   chunks of ``max_batch`` and the results concatenated (never an error);
 * ``dynamic_style`` — True when the style is a run-time input;
-* ``style`` — the current :class:`~realtime.styles.StyleCode` (None for ``identity``).
+* ``style`` — the current :class:`~training.style.StyleCode` (None for ``identity``).
 
 Engines whose style is a run-time input (style-as-input graphs) also have ``set_style(style)``
 (a StyleCode or 8 floats), cheap enough to call every frame; an engine with a baked style has no
@@ -17,41 +17,35 @@ Engines whose style is a run-time input (style-as-input graphs) also have ``set_
 """
 from __future__ import annotations
 
+import threading
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-from realtime.styles import StyleCode
+from export.errors import (BackendUnavailableError, CudaUnavailableError, EngineError,
+                           EngineMismatchError, ModelSizeError)
+from training import device as _device
+from training.pixels import to_pixels, to_unit
+from training.style import StyleCode
 
-__all__ = ["Engine", "DynamicStyleEngine", "BaseEngine", "IdentityEngine", "EngineError",
-           "EngineInputError", "BackendUnavailableError", "CudaUnavailableError",
-           "ModelSizeError", "EngineMismatchError", "as_style", "to_graph_input",
+__all__ = ["Engine", "DynamicStyleEngine", "BaseEngine", "IdentityEngine", "SharedEngine",
+           "EngineError", "EngineInputError", "BackendUnavailableError", "CudaUnavailableError",
+           "ModelSizeError", "EngineMismatchError", "as_style", "engine_device", "to_graph_input",
            "from_graph_output", "graph_output_shape"]
-
-
-class EngineError(RuntimeError):
-    """An engine that cannot be built or run as asked."""
 
 
 class EngineInputError(ValueError):
     """Crops that are not N x 3 x S x S floating-point tensors of the engine's size."""
 
 
-class BackendUnavailableError(EngineError):
-    """The backend asked for is not installed or cannot run here."""
-
-
-class CudaUnavailableError(BackendUnavailableError):
-    """CUDA was asked for where there is none."""
-
-
-class ModelSizeError(EngineError):
-    """The model's input size differs from the crop size the aligner produces."""
-
-
-class EngineMismatchError(EngineError):
-    """A TensorRT engine built with another TensorRT version or on another GPU."""
+def engine_device(device) -> torch.device:
+    """:func:`training.device.resolve_device` for an engine: a missing GPU is an engine error
+    (:class:`CudaUnavailableError`), a misspelt device a ``ValueError``."""
+    try:
+        return _device.resolve_device(device)
+    except _device.CudaUnavailableError as e:
+        raise CudaUnavailableError(str(e)) from None
 
 
 @runtime_checkable
@@ -166,11 +160,41 @@ class IdentityEngine(BaseEngine):
         return x
 
 
+class SharedEngine:
+    """One engine used by several threads (``convert --jobs``, the studio's gallery beside the
+    live view): calls take turns. A CUDA-graph engine copies each batch into one fixed input
+    buffer, and a style-as-input engine holds one current style, so two callers must never be
+    inside it together. Every other attribute is the wrapped engine's."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.lock = threading.RLock()
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        with self.lock:
+            return self.engine(crops)
+
+    def run_with_style(self, crops: torch.Tensor, style) -> torch.Tensor:
+        """Run one batch with ``style`` (a style-as-input engine), then restore the style it
+        had, atomically with respect to other callers."""
+        with self.lock:
+            before = self.engine.style
+            self.engine.set_style(style)
+            try:
+                return self.engine(crops)
+            finally:
+                if before is not None:
+                    self.engine.set_style(before)
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
 def to_graph_input(x: torch.Tensor, io_mode: str, dtype: torch.dtype) -> torch.Tensor:
     """Float crops N x 3 x S x S in [-1, 1] -> what an exported graph takes: the same in
     ``dtype``, or uint8 pixels (NCHW or NHWC) for graphs with uint8 I/O."""
     if dtype == torch.uint8:
-        x = torch.round((x.float() + 1) * 127.5).clamp_(0, 255).to(torch.uint8)
+        x = to_pixels(x)
         if io_mode == "uint8-nhwc":
             x = x.permute(0, 2, 3, 1)
         return x.contiguous()
@@ -181,7 +205,7 @@ def from_graph_output(y: torch.Tensor, io_mode: str) -> torch.Tensor:
     if y.dtype == torch.uint8:
         if io_mode == "uint8-nhwc":
             y = y.permute(0, 3, 1, 2)
-        return y.float() / 127.5 - 1
+        return to_unit(y)
     return y
 
 

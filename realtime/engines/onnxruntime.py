@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.styles import StyleCode
+from training.style import StyleCode
 
 from .base import (BackendUnavailableError, BaseEngine, CudaUnavailableError, EngineError,
-                   ModelSizeError, as_style, from_graph_output, graph_output_shape,
-                   to_graph_input)
-from .torch import resolve_device
+                   ModelSizeError, as_style, engine_device, from_graph_output,
+                   graph_output_shape, to_graph_input)
 
 __all__ = ["OnnxRuntimeEngine", "OnnxRuntimeDynamicStyleEngine", "open_onnx", "create_session",
            "ort_providers"]
@@ -51,7 +50,7 @@ def create_session(path: str | os.PathLike, device, *, threads: int | None = Non
         raise FileNotFoundError(f"ONNX model not found: {path}")
     if path.is_dir():
         raise EngineError(f"expected an .onnx file, got a folder: {path}")
-    dev = resolve_device(device)
+    dev = engine_device(device)
     providers: list = ["CPUExecutionProvider"]
     if dev.type == "cuda":
         avail = ort_providers()
@@ -97,7 +96,7 @@ class OnnxRuntimeEngine(BaseEngine):
         from export.onnx import INPUT_NAME, OUTPUT_NAME, STYLE_NAME, read_info
 
         path = Path(path)
-        dev = resolve_device(device)
+        dev = engine_device(device)
         sess = session if session is not None else create_session(path, dev, threads=threads,
                                                                   tensorrt_ep=tensorrt_ep,
                                                                   trt_cache_dir=trt_cache_dir)
@@ -147,7 +146,7 @@ class OnnxRuntimeEngine(BaseEngine):
             self.style = StyleCode.from_dict(self.info.style)
         if self.style_name:
             self.style = as_style(style, latent) if style is not None else (
-                self.style or StyleCode.from_seed(0, latent))
+                self.style or StyleCode.default(latent))
         self._style_np = self.style.numpy()[None] if self.style_name else None
         self._style_dev = None
 

@@ -27,7 +27,8 @@ from typing import Callable
 
 import torch
 
-from realtime.styles import StyleCode
+from training.device import parse_device
+from training.style import StyleCode
 
 from .base import (BackendUnavailableError, BaseEngine, CudaUnavailableError, EngineError,
                    IdentityEngine)
@@ -124,7 +125,7 @@ def model_kind(req: EngineRequest) -> str:
 
 def _devices(req: EngineRequest, caps: Capabilities) -> tuple[list[str], list[str]]:
     """The devices allowed, and notes on what was excluded."""
-    dev = (req.device or "cpu").strip().lower()
+    dev = parse_device(req.device or "cpu")
     if dev == "auto":
         return (["cuda", "cpu"] if caps.cuda else ["cpu"]), \
             ([] if caps.cuda else ["CUDA: none here (torch.cuda.is_available() is False)"])
@@ -135,9 +136,7 @@ def _devices(req: EngineRequest, caps: Capabilities) -> tuple[list[str], list[st
                 f"(torch {torch.__version__}, torch.cuda.is_available() is False); use "
                 "--device cpu, or a CUDA build of PyTorch on a machine with an NVIDIA GPU")
         return [dev], []
-    if dev == "cpu":
-        return ["cpu"], ["CUDA backends: --device is cpu"]
-    raise ValueError(f"--device must be cpu, cuda[:N] or auto, got {req.device!r}")
+    return ["cpu"], ["CUDA backends: --device is cpu"]
 
 
 def rank_candidates(req: EngineRequest, caps: Capabilities) -> tuple[list[Candidate], list[str]]:
@@ -271,19 +270,19 @@ def _cached_onnx(req: EngineRequest, style: StyleCode | None, device: str,
 
 
 def _open(c: Candidate, req: EngineRequest, style: StyleCode | None,
-          log: Callable[[str], None]) -> BaseEngine:
+          log: Callable[[str], None], latent_dim: int = 8) -> BaseEngine:
     kind = model_kind(req)
     if c.backend == "identity":
         return IdentityEngine(size=req.crop_size or 256, device=c.device)
     if c.backend == "torch":
         from .torch import open_torch
-        eng = open_torch(req.checkpoint, style if style is not None else StyleCode.from_seed(0),
+        eng = open_torch(req.checkpoint, style if style is not None else StyleCode.default(latent_dim),
                          dynamic_style=req.dynamic_style, device=c.device, which=req.which,
                          max_batch=req.max_batch)
     elif c.backend == "onnxruntime":
         from .onnxruntime import open_onnx
         path = Path(req.engine_file) if kind == "onnx" else _cached_onnx(
-            req, style if style is not None else StyleCode.from_seed(0), c.device, log)
+            req, style if style is not None else StyleCode.default(latent_dim), c.device, log)
         eng = open_onnx(path, device=c.device, expected_size=req.crop_size,
                         max_batch=req.max_batch, threads=req.threads, style=style)
     elif c.backend == "tensorrt":
@@ -343,7 +342,7 @@ def open_engine(req: EngineRequest, caps: Capabilities | None = None,
         batch = min(4, req.max_batch)
         for c in sel:
             try:
-                engines[c.label] = _open(c, req, style, log)
+                engines[c.label] = _open(c, req, style, log, latent)
                 timings[c.label] = _time_engine(engines[c.label], batch)
             except (EngineError, ImportError) as e:
                 log(f"{c.label} failed to start: {e}")
@@ -360,7 +359,7 @@ def open_engine(req: EngineRequest, caps: Capabilities | None = None,
                 eng.close()
         engine = engines[sel.chosen.label]
     else:
-        engine = _open(sel.chosen, req, style, log)
+        engine = _open(sel.chosen, req, style, log, latent)
     why = sel.reason
     if sel.skipped:
         why += "; not used: " + "; ".join(sel.skipped)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from realtime.styles import StyleCode
+from training.style import StyleCode
 
 from .base import (BaseEngine, CudaUnavailableError, EngineError, ModelSizeError, as_style,
-                   from_graph_output, graph_output_shape, to_graph_input)
+                   engine_device, from_graph_output, graph_output_shape, to_graph_input)
 
 __all__ = ["TensorRTEngine", "TensorRTDynamicStyleEngine", "open_tensorrt"]
 
@@ -42,9 +42,7 @@ class TensorRTEngine(BaseEngine):
         from export.tensorrt import check_engine, import_tensorrt, read_sidecar
 
         trt = import_tensorrt()
-        from .torch import resolve_device
-
-        dev = resolve_device(device)
+        dev = engine_device(device)
         if dev.type != "cuda":
             raise CudaUnavailableError("TensorRT engines run on CUDA only; use --device cuda")
         path = Path(engine_path)
@@ -93,7 +91,7 @@ class TensorRTEngine(BaseEngine):
         self._z = None
         if self.style_name:
             self.style = as_style(style, latent) if style is not None else (
-                self.style or StyleCode.from_seed(0, latent))
+                self.style or StyleCode.default(latent))
             self._z = self.style.tensor(dev)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,29 +15,11 @@ from __future__ import annotations
 import torch
 
 from export.bake import bake, bake_dynamic, default_layout
-from realtime.styles import StyleCode
+from training.style import StyleCode
 
-from .base import BaseEngine, CudaUnavailableError, as_style
+from .base import BaseEngine, as_style, engine_device
 
-__all__ = ["TorchEngine", "TorchDynamicStyleEngine", "open_torch", "resolve_device"]
-
-
-def resolve_device(device) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise CudaUnavailableError(
-                f"device {device!r} asked for, but PyTorch sees no CUDA GPU "
-                f"(torch {torch.__version__}, torch.cuda.is_available() is False): use --device "
-                "cpu, or install a CUDA build of PyTorch on a machine with an NVIDIA GPU")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise CudaUnavailableError(f"device {device!r} asked for, but only "
-                                       f"{torch.cuda.device_count()} CUDA device(s) exist")
-        if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-    elif dev.type != "cpu":
-        raise ValueError(f"device must be cpu or cuda[:N], got {device!r}")
-    return dev
+__all__ = ["TorchEngine", "TorchDynamicStyleEngine", "open_torch"]
 
 
 class TorchEngine(BaseEngine):
@@ -47,7 +29,7 @@ class TorchEngine(BaseEngine):
                  max_batch: int = 8, cuda_graphs: bool | None = None,
                  channels_last: bool | None = None, fold_blur: bool | None = None,
                  _dynamic: bool = False):
-        dev = resolve_device(device)
+        dev = engine_device(device)
         cuda = dev.type == "cuda"
         dtype = dtype or (torch.float16 if cuda else torch.float32)
         cfg = G.config
@@ -64,7 +46,7 @@ class TorchEngine(BaseEngine):
         self.name = f"torch-{dev.type} {prec}" + (" +cudagraphs" if self.cuda_graphs else "")
         if _dynamic:
             self.style = as_style(style, cfg.latent_dim) if style is not None else \
-                StyleCode.from_seed(0, cfg.latent_dim)
+                StyleCode.default(cfg.latent_dim)
             self.model = bake_dynamic(self._G, dtype=dtype, device=dev, **self._layout)
             self._z = self.style.tensor(dev)          # static: graphs read it in place
         else:

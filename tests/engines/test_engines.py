@@ -11,8 +11,9 @@ from realtime.engines import (BaseEngine, CudaUnavailableError, DynamicStyleEngi
                               EngineInputError, IdentityEngine, ModelSizeError)
 from realtime.engines.onnxruntime import (OnnxRuntimeDynamicStyleEngine, OnnxRuntimeEngine,
                                           open_onnx)
-from realtime.engines.torch import TorchDynamicStyleEngine, TorchEngine, resolve_device
-from realtime.styles import StyleCode
+from realtime.engines.base import engine_device
+from realtime.engines.torch import TorchDynamicStyleEngine, TorchEngine
+from training.style import StyleCode
 from tests.export.fixtures import reference
 
 STYLE = StyleCode.from_seed(2)
@@ -143,7 +144,7 @@ def test_identity_engine_returns_the_crops(faces32):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_requested_where_there_is_none(tiny_G, onnx_paths):
     with pytest.raises(CudaUnavailableError, match="no CUDA GPU"):
-        resolve_device("cuda")
+        engine_device("cuda")
     with pytest.raises(CudaUnavailableError):
         TorchEngine(tiny_G, STYLE, device="cuda")
     with pytest.raises(CudaUnavailableError):

@@ -10,7 +10,7 @@ from realtime.engines import (BackendUnavailableError, CudaUnavailableError, Eng
                               IdentityEngine, ModelSizeError)
 from realtime.engines.select import (Capabilities, EngineRequest, Selection, open_engine,
                                      rank_candidates, select_backend)
-from realtime.styles import StyleCode
+from training.style import StyleCode
 
 CPU_ONLY = Capabilities(cuda=False, ort_providers=("CPUExecutionProvider",))
 GPU = Capabilities(cuda=True, gpu_name="NVIDIA H100 80GB HBM3",

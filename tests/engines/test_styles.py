@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.styles import StyleCode, StyleError
+from training.style import StyleCode, StyleError
 from tests.export.fixtures import perturbed_networks, TINY
 
 

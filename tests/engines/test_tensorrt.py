@@ -9,7 +9,7 @@ import torch
 
 from export.tensorrt import check_engine, parse_batch_spec, rebuild_command, sidecar_path
 from realtime.engines import EngineMismatchError
-from realtime.styles import StyleCode
+from training.style import StyleCode
 from tests.export.fixtures import reference
 
 try:

@@ -8,7 +8,7 @@ from torch.nn import functional as F
 from export.bake import (BakedGenerator, DepthwiseFIR, DynamicStyleGenerator, bake, bake_dynamic,
                          convT_to_polyphase, default_layout, fold_blur_then_conv,
                          fold_convT_then_blur)
-from realtime.styles import StyleCode
+from training.style import StyleCode
 from tests.export.fixtures import reference, rel_err
 from training.networks import make_kernel, upfirdn2d
 

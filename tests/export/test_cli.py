@@ -8,7 +8,7 @@ import pytest
 
 from export.__main__ import main
 from export.onnx import read_info
-from realtime.styles import StyleCode
+from training.style import StyleCode
 
 
 def test_onnx_then_verify(tiny_ckpt, tmp_path, capsys):

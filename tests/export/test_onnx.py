@@ -11,7 +11,7 @@ import torch
 from training.fileio import atomic_path, sha256_file
 from export.onnx import (ExportError, export_checkpoint, export_onnx, quantize_onnx, read_info)
 from export.verify import astronaut_crops, compare, tolerance
-from realtime.styles import StyleCode
+from training.style import StyleCode
 from tests.export.fixtures import TINY, reference
 
 STYLE = StyleCode.from_seed(4)

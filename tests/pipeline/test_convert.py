@@ -37,7 +37,7 @@ def test_converts_with_audio_timestamps_and_side_by_side(tmp_path, capsys):
     assert b["frames"] == 15 and (b["width"], b["height"]) == (640, 240)
     np.testing.assert_allclose(b["timestamps"], a["timestamps"], atol=1e-3)
     assert b["audio_codec"] == "aac" and abs(b["audio_s"] - a["audio_s"]) < 0.05
-    assert "done" in err
+    assert "wrote" in err
 
 
 def test_rotated_vfr_and_odd_sized_inputs(tmp_path, capsys):
@@ -98,7 +98,7 @@ def test_truncated_and_audio_only(tmp_path, capsys):
 def test_output_folder_missing_and_existing_output_skipped(tmp_path, capsys):
     src = _clip(tmp_path / "a.mp4", n=3)
     code, err = _run([src, "-o", tmp_path / "missing" / "o.mp4", "--model", "identity"], capsys)
-    assert code == 1 and "does not exist" in err
+    assert code == 2 and "does not exist" in err          # checked before anything starts
     existing = tmp_path / "o.mp4"
     existing.write_bytes(b"keep me")
     code, err = _run([src, "-o", existing, "--model", "identity"], capsys)

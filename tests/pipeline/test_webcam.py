@@ -9,7 +9,8 @@ import threading
 import av
 import numpy as np
 
-from realtime.webcam import StyleBank, StyleMixer, main
+from realtime.styles import StyleBank, StyleMixer
+from realtime.webcam import main
 from tests.media import face_scene, read_back, write_video
 
 

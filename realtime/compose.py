@@ -1,0 +1,361 @@
+"""The composition root: a validated config in, a ready pipeline out.
+
+Every front end builds its pipelines here — ``realtime.convert``, ``realtime.webcam``, the
+studio, the cluster workers and the benchmarks — so the stages are wired in exactly one place:
+
+    model = open_model(ModelOptions(checkpoint="ckpt.pt", style_seed=7))     # once, shared
+    source = open_source(FileInput("talk.mp4"))
+    pipe = build_pipeline(PipelineConfig(output="composite"), source, model.engine,
+                          sinks=[FileOutput("talk_anime.mp4", audio_from="talk.mp4")])
+    stats = pipe.run()
+
+* :class:`ModelOptions` — which model (checkpoint, exported file, ``demo`` or ``identity``), the
+  style, backend and device; :func:`open_model` opens the engine once (it is shared by every
+  pipeline that uses it, behind :class:`~realtime.engines.base.SharedEngine`).
+* :class:`FaceOptions` — how faces are tracked and framed; :class:`PipelineConfig` — faces,
+  output mode, live or file, batching.
+* Inputs (:class:`FileInput`, :class:`LoopedInput`, :class:`CameraInput`) and outputs
+  (:class:`FileOutput`, :class:`StreamOutput`, :class:`VirtualCameraOutput`) are plain specs;
+  :func:`build_pipeline` decides the output frame size (:func:`realtime.pipeline.output_size`)
+  and makes the sinks for it.
+
+Every option is checked when its dataclass is built, and a bad one raises :class:`ConfigError`
+naming the command-line flag, before any file is created.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from training.device import DeviceError, parse_device
+from training.messages import one_line
+
+from .pipeline import OUTPUT_MODES, Pipeline, PipelineStats, output_size
+
+__all__ = ["ASSETS", "DEMO_VIDEO", "DEMO_CHECKPOINT", "MODELS", "BACKENDS", "ConfigError",
+           "ModelOptions", "FaceOptions", "PipelineConfig", "OpenedModel", "FileInput",
+           "LoopedInput", "CameraInput", "FileOutput", "StreamOutput", "VirtualCameraOutput",
+           "open_model", "open_source", "make_sinks", "build_pipeline", "pipeline_device"]
+
+ASSETS = Path(__file__).with_name("assets")
+DEMO_VIDEO = ASSETS / "demo.mp4"
+DEMO_CHECKPOINT = ASSETS / "demo_model.pt"
+MODELS = ("demo", "identity")
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+
+
+class ConfigError(ValueError):
+    """A bad option, a missing file or an impossible combination; one line for the user that
+    names the flag to change."""
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+# =============================================================================================
+# Options
+# =============================================================================================
+@dataclass(frozen=True)
+class ModelOptions:
+    """The model and style. Exactly one of ``checkpoint``, ``engine_file`` and ``model``
+    (``"demo"``: the small model shipped in the package; ``"identity"``: no network, for
+    checking tracking and paste-back); at most one style source (none: the default style, or
+    the one baked into an exported file)."""
+
+    checkpoint: Path | None = None
+    engine_file: Path | None = None
+    model: str | None = None
+    style_seed: int | None = None
+    style_image: Path | None = None
+    style_vector: Path | None = None
+    backend: str = "auto"
+    device: str = "auto"
+    dynamic_style: bool = False          # style as a run-time input (live style changes)
+    max_batch: int = 8
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        given = [n for n, v in (("--checkpoint", self.checkpoint), ("--engine", self.engine_file),
+                                ("--model", self.model)) if v is not None]
+        _check(len(given) <= 1, f"{' and '.join(given)}: give only one model")
+        _check(self.model is None or self.model in MODELS,
+               f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        styles = [n for n, v in (("--style", self.style_seed), ("--style-image", self.style_image),
+                                 ("--style-vector", self.style_vector)) if v is not None]
+        _check(len(styles) <= 1, f"{' and '.join(styles)}: give only one style")
+        _check(self.style_seed is None or 0 <= int(self.style_seed) < 2 ** 63,
+               f"--style must be a seed in 0..2**63-1, got {self.style_seed}")
+        _check(self.backend in BACKENDS,
+               f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        try:
+            object.__setattr__(self, "device", parse_device(self.device))
+        except DeviceError as e:
+            raise ConfigError(str(e)) from None
+        _check(int(self.max_batch) >= 1, f"max_batch must be at least 1, got {self.max_batch}")
+        _check(self.threads is None or int(self.threads) >= 1,
+               f"--threads must be at least 1, got {self.threads}")
+        for flag, path in (("--checkpoint", self.checkpoint), ("--engine", self.engine_file),
+                           ("--style-image", self.style_image), ("--style-vector", self.style_vector)):
+            if path is not None:
+                p = Path(path)
+                _check(p.exists(), f"{flag} {p}: no such file")
+                _check(not p.is_dir(), f"{flag} {p}: is a folder, not a file")
+
+    @property
+    def has_model(self) -> bool:
+        return any(v is not None for v in (self.checkpoint, self.engine_file, self.model))
+
+    def or_demo(self) -> "ModelOptions":
+        """These options, with the demo model when none was named."""
+        return self if self.has_model else replace(self, model="demo")
+
+
+@dataclass(frozen=True)
+class FaceOptions:
+    """Face tracking and framing (the ``faces`` flags of every app)."""
+
+    max_faces: int = 1
+    min_face: float = 40.0
+    smooth_min_cutoff: float | None = None
+    smooth_beta: float | None = None
+    crop_widen: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(1 <= int(self.max_faces) <= 16, f"--max-faces must be within 1..16, got {self.max_faces}")
+        _check(math.isfinite(self.min_face) and self.min_face >= 0,
+               f"--min-face must be a number of pixels >= 0, got {self.min_face}")
+        _check(self.smooth_min_cutoff is None or (math.isfinite(self.smooth_min_cutoff)
+                                                  and self.smooth_min_cutoff > 0),
+               f"--smooth-min-cutoff must be > 0 Hz, got {self.smooth_min_cutoff}")
+        _check(self.smooth_beta is None or (math.isfinite(self.smooth_beta) and self.smooth_beta >= 0),
+               f"--smooth-beta must be >= 0, got {self.smooth_beta}")
+        _check(math.isfinite(self.crop_widen) and 0.25 <= self.crop_widen <= 4.0,
+               f"--crop-widen must be within 0.25..4, got {self.crop_widen}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """One pipeline: faces, what to write, live (newest frame wins) or file (every frame, in
+    order), and how many consecutive frames' faces a file-mode batch may gather."""
+
+    faces: FaceOptions = field(default_factory=FaceOptions)
+    output: str = "composite"
+    live: bool = False
+    batch_frames: int = 4
+
+    def __post_init__(self) -> None:
+        _check(self.output in OUTPUT_MODES,
+               f"--output-mode must be one of {', '.join(OUTPUT_MODES)}, got {self.output!r}")
+        _check(int(self.batch_frames) >= 1, f"--batch-frames must be at least 1, got {self.batch_frames}")
+
+
+# =============================================================================================
+# The model
+# =============================================================================================
+@dataclass
+class OpenedModel:
+    """An open engine and what to tell the user about it: ``summary`` is one short line
+    (backend, device, precision, model), ``details`` the full reasoning of the choice."""
+
+    engine: Any
+    summary: str
+    details: str
+    options: ModelOptions
+
+
+def open_model(opts: ModelOptions, log: Callable[[str], None] = lambda m: None) -> OpenedModel:
+    """Open the engine ``opts`` asks for (demo resolved to the shipped file). Errors a user can
+    fix (a missing or wrong file, a backend that cannot run here) are ConfigError, one line."""
+    from export.errors import EngineError
+
+    from .engines.select import EngineRequest, open_engine
+
+    opts = opts if opts.has_model else opts.or_demo()
+    checkpoint, identity, name = opts.checkpoint, opts.model == "identity", None
+    if opts.model == "demo":
+        if DEMO_CHECKPOINT.exists():
+            checkpoint, name = DEMO_CHECKPOINT, "demo model"
+        else:
+            log("the demo model is not shipped in this build; running --model identity "
+                "(tracking and paste-back only, no stylization)")
+            identity = True
+    req = EngineRequest(checkpoint=checkpoint, engine_file=opts.engine_file, identity=identity,
+                        backend=opts.backend, device=opts.device, style_seed=opts.style_seed,
+                        style_image=opts.style_image, style_vector=opts.style_vector,
+                        dynamic_style=opts.dynamic_style, max_batch=opts.max_batch,
+                        threads=opts.threads)
+    try:
+        engine, why = open_engine(req, log=log)
+    except (EngineError, FileNotFoundError, ValueError, RuntimeError, OSError, KeyError,
+            IndexError, EOFError) as e:
+        raise ConfigError(one_line(e)) from None
+    model = name or ("identity" if identity else Path(checkpoint or opts.engine_file).name)
+    summary = f"{engine.name} on {engine.device}, {engine.size}x{engine.size}, {model}"
+    return OpenedModel(engine, summary, why, opts)
+
+
+def pipeline_device(engine) -> str:
+    """Where frames are uploaded for alignment and paste-back: the engine's CUDA device, else
+    the host."""
+    dev = getattr(engine, "device", None)
+    return str(dev) if dev is not None and getattr(dev, "type", str(dev)) == "cuda" else "cpu"
+
+
+# =============================================================================================
+# Inputs
+# =============================================================================================
+@dataclass(frozen=True)
+class FileInput:
+    """A video file, every frame in order (file mode)."""
+    path: Path
+
+
+@dataclass(frozen=True)
+class LoopedInput:
+    """A video file played as if it were a camera: paced at its frame rate, looped."""
+    path: Path
+    loop: bool = True
+    paced: bool = True
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.max_frames is None or int(self.max_frames) >= 1,
+               f"--max-frames must be at least 1, got {self.max_frames}")
+
+
+@dataclass(frozen=True)
+class CameraInput:
+    """A camera, by OpenCV index."""
+    index: int = 0
+
+    def __post_init__(self) -> None:
+        _check(int(self.index) >= 0, f"--camera must be an index >= 0, got {self.index}")
+
+
+def open_source(spec):
+    """The source a spec names (MediaError for a file or camera that cannot be used)."""
+    from .sources import CameraSource, LoopingFileSource, VideoFileSource
+
+    if isinstance(spec, FileInput):
+        return VideoFileSource(spec.path)
+    if isinstance(spec, LoopedInput):
+        return LoopingFileSource(spec.path, loop=spec.loop, paced=spec.paced,
+                                 max_frames=spec.max_frames)
+    if isinstance(spec, CameraInput):
+        return CameraSource(spec.index)
+    raise TypeError(f"not an input spec: {spec!r}")
+
+
+# =============================================================================================
+# Outputs
+# =============================================================================================
+@dataclass(frozen=True)
+class FileOutput:
+    """A video file written atomically. For conversions, ``audio_from`` names the file whose
+    sound is copied, and ``keep_timing`` keeps the source's timestamps, rotation and pixel
+    aspect (a live recording has its own clock instead)."""
+    path: Path
+    codec: str | None = None
+    crf: int = 18
+    preset: str = "veryfast"
+    audio_from: Path | None = None
+    keep_timing: bool = True
+
+    def __post_init__(self) -> None:
+        _check(0 <= int(self.crf) <= 51, f"--crf must be within 0..51, got {self.crf}")
+
+
+@dataclass(frozen=True)
+class StreamOutput:
+    """A live MPEG-TS stream, e.g. ``udp://127.0.0.1:5000``."""
+    url: str
+
+
+@dataclass(frozen=True)
+class VirtualCameraOutput:
+    """A virtual camera for video calls; ``required=False``: warn and go on without one."""
+    required: bool = False
+
+
+def make_sinks(specs: Sequence, size: tuple[int, int], fps: float, *, source=None,
+               device: str = "cpu", warn: Callable[[str], None] = lambda m: None) -> list:
+    """Sinks for the output specs at ``size`` (ready sink objects pass through). If one fails,
+    those already made are aborted and the error is raised (an optional virtual camera only
+    warns)."""
+    from .sinks import StreamSink, VideoFileSink, VirtualCameraSink, pick_video_codec
+    from .sources import MediaError
+
+    w, h = size
+    made: list = []
+    try:
+        for spec in specs:
+            if isinstance(spec, FileOutput):
+                info = getattr(source, "info", None) if spec.keep_timing else None
+                made.append(VideoFileSink(spec.path, width=w, height=h, info=info,
+                                          audio_from=str(spec.audio_from) if spec.audio_from else None,
+                                          crf=spec.crf, preset=spec.preset, fps=fps,
+                                          codec=pick_video_codec(spec.codec, device)))
+            elif isinstance(spec, StreamOutput):
+                made.append(StreamSink(spec.url, width=w, height=h, fps=fps))
+            elif isinstance(spec, VirtualCameraOutput):
+                try:
+                    cam = VirtualCameraSink(width=w, height=h, fps=fps)
+                except MediaError as e:
+                    if spec.required:
+                        raise
+                    warn(f"{e}; going on without it")
+                    continue
+                warn(f"virtual camera: {cam.device}")
+                made.append(cam)
+            elif hasattr(spec, "write"):
+                made.append(spec)
+            else:
+                raise TypeError(f"not an output spec or sink: {spec!r}")
+    except BaseException:
+        for s in made:
+            try:
+                s.abort()
+            except Exception:   # noqa: BLE001 - already failing; the first error is raised
+                pass
+        raise
+    return made
+
+
+# =============================================================================================
+# The pipeline
+# =============================================================================================
+def build_pipeline(cfg: PipelineConfig, source, engine, sinks: Sequence = (), *,
+                   on_output: Callable | None = None, stats: PipelineStats | None = None,
+                   warn: Callable[[str], None] = lambda m: None) -> Pipeline:
+    """Wire ``source`` → tracker → aligner → ``engine`` → compositor → sinks for ``cfg``.
+
+    ``sinks``: output specs (made here at the output size the mode gives) or ready sinks.
+    The returned pipeline has ``output_size`` (width, height) and ``fps``; it owns the tracker
+    and closes it when its run ends."""
+    import dataclasses
+
+    from .faces import Aligner, Compositor, CropTemplate, FaceTracker, OneEuroConfig, TrackerConfig
+
+    f = cfg.faces
+    crop = int(engine.size)
+    template = CropTemplate.default(crop, widen=f.crop_widen)
+    smooth = OneEuroConfig()
+    changes = {k: v for k, v in (("min_cutoff", f.smooth_min_cutoff), ("beta", f.smooth_beta))
+               if v is not None}
+    smooth = dataclasses.replace(smooth, **changes)
+    device = pipeline_device(engine)
+    size = output_size(cfg.output, source.frame_size, crop)
+    fps = float(getattr(source, "fps", 30.0) or 30.0)
+    made = make_sinks(sinks, size, fps, source=source, device=device, warn=warn)
+    tracker = FaceTracker(TrackerConfig(max_faces=f.max_faces, min_face_px=f.min_face,
+                                        smoothing=smooth), template=template)
+    pipe = Pipeline(source, tracker, Aligner(template, device=None if device == "cpu" else device),
+                    engine, Compositor(template), made, live=cfg.live, output=cfg.output,
+                    device=device, batch_frames=cfg.batch_frames, on_output=on_output,
+                    stats=stats)
+    pipe.output_size, pipe.fps = size, fps
+    return pipe
