@@ -703,7 +703,7 @@ def peaks(rows: list[dict], cfg_name: str) -> dict:
 def synth_frame(width: int, height: int, faces: int, i: int, fps: float, photo) -> np.ndarray:
     """Frame ``i``: ``faces`` astronaut heads (tests/media.py's face_scene) on a grid, each
     drifting slowly (a few % of its cell) with its own phase, so the tracker really tracks."""
-    from tests.media import face_scene
+    from realtime.synthetic import face_scene
     t = i / fps
     cols = math.ceil(math.sqrt(faces))
     rows = math.ceil(faces / cols)
@@ -724,7 +724,7 @@ def synth_clip(path: Path, width: int, height: int, faces: int, frames: int,
     """Encode ``frames`` synthesized frames (H.264, yuv420p, crf 18, as a phone would) to ``path``."""
     import av
     try:
-        from tests.media import astronaut
+        from realtime.synthetic import astronaut
     except ImportError:
         raise BenchmarkError("the pipeline section synthesizes its videos with tests/media.py: "
                              "run it from the repository root "

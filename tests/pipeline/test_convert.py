@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from realtime.convert import main
-from tests.media import face_scene, read_back, write_audio_only, write_video
+from realtime.synthetic import face_scene, read_back, write_audio_only, write_video
 
 REPO = Path(__file__).resolve().parents[2]
 

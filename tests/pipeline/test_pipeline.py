@@ -11,7 +11,7 @@ import pytest
 from realtime.faces import Aligner, Compositor, FaceTracker, TrackerConfig
 from realtime.pipeline import Pipeline
 from realtime.types import Frame
-from tests.media import face_scene
+from realtime.synthetic import face_scene
 
 
 class Negate:

@@ -8,7 +8,7 @@ import pytest
 
 from realtime.sinks import OutputError, VideoFileSink
 from realtime.sources import MediaError, VideoFileSource, probe
-from tests.media import face_scene, read_back, write_audio_only, write_video
+from realtime.synthetic import face_scene, read_back, write_audio_only, write_video
 
 
 def _frames(n, w=96, h=64):

@@ -11,7 +11,7 @@ import numpy as np
 
 from realtime.styles import StyleBank, StyleMixer
 from realtime.webcam import main
-from tests.media import face_scene, read_back, write_video
+from realtime.synthetic import face_scene, read_back, write_video
 
 
 def _free_udp_port() -> int:

@@ -1,5 +1,9 @@
 """Real media made in code with PyAV: videos of the astronaut photo with known motion, an audio
-tone, chosen timestamps and rotation. Shared by the pipeline tests."""
+tone, chosen timestamps and rotation.
+
+The tests, the benchmarks and ``python -m realtime.doctor`` make their clips with these (no media
+is downloaded or shipped for them). The photo is scikit-image's public-domain astronaut
+(``skimage.data.astronaut()``), which ships inside scikit-image: install the ``dev`` extra."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -10,7 +14,12 @@ import numpy as np
 
 
 def astronaut() -> np.ndarray:
-    from skimage import data
+    """The astronaut photo, 512 x 512 RGB uint8 (needs scikit-image: the ``dev`` extra)."""
+    try:
+        from skimage import data
+    except ImportError:
+        raise ImportError("synthetic clips use scikit-image's astronaut photo: "
+                          "pip install scikit-image (or the package's dev extra)") from None
     return data.astronaut()
 
 
