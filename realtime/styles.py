@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +125,10 @@ class StyleMixer:
 
 class BlendedStyleEngine:
     """Wraps an engine: before each batch, hands it the mixer's current style if it changed.
-    An engine with a baked style (no ``set_style``) runs as it is."""
+    An engine with a baked style (no ``set_style``) runs as it is. Setting the style and running
+    the batch happen under the engine's lock when it has one (a :class:`SharedEngine`), so a
+    caller that borrows the engine with another style (the studio's gallery) can never slip in
+    between."""
 
     def __init__(self, engine, mixer: StyleMixer):
         self.engine, self.mixer = engine, mixer
@@ -132,12 +136,13 @@ class BlendedStyleEngine:
         self._last = None
 
     def __call__(self, crops):
-        if self.dynamic:
-            z = self.mixer.current()
-            if self._last is None or not np.array_equal(z, self._last):
-                self.engine.set_style(z)
+        with getattr(self.engine, "lock", None) or nullcontext():
+            if self.dynamic:
+                z = self.mixer.current()
+                if self._last is None or not np.array_equal(z, self.engine.style.numpy()):
+                    self.engine.set_style(z)
                 self._last = z
-        return self.engine(crops)
+            return self.engine(crops)
 
     def __getattr__(self, name):
         return getattr(self.engine, name)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .messages import one_line
 from .images import IMAGE_EXTENSIONS, read_image_rgb
 from .pixels import to_unit
 from .train_config import DataSource
@@ -51,7 +52,7 @@ def _check_header(path: Path) -> str | None:
             if im.width < 1 or im.height < 1:
                 return "empty image"
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}"
+        return f"{type(e).__name__}: {one_line(e)}"
     return None
 
 

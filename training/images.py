@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .messages import one_line
+
 __all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "read_image_rgb", "is_image_path"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp")
@@ -46,7 +48,7 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
                 im = Image.alpha_composite(bg, im)
             rgb = np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        why = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+        why = one_line(e).replace(f" '{path}'", "").replace(f" {path}", "")
         raise ImageReadError(f"could not read {path} as an image (PNG/JPEG/WebP...): {why}") from None
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ImageReadError(f"{path}: the image is empty")

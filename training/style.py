@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .fileio import atomic_path
+from .messages import one_line
 
 if TYPE_CHECKING:
     import torch
@@ -97,11 +98,16 @@ class StyleCode:
             raise StyleError(f"style vector file not found: {path}")
         if path.is_dir():
             raise StyleError(f"style vector path is a folder, not a .npy file: {path}")
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic != b"\x93NUMPY" and magic[:2] != b"PK":
+            raise StyleError(f"{path} is not a .npy file (save the style's {dim} floats with "
+                             "numpy.save('style.npy', vector))")
         try:
             arr = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
             raise StyleError(f"could not read {path} as a .npy array of {dim} floats (save one "
-                             f"with numpy.save('style.npy', vector)): {e}") from None
+                             f"with numpy.save('style.npy', vector)): {one_line(e)}") from None
         if isinstance(arr, np.lib.npyio.NpzFile):  # pragma: no cover - .npz given
             arr.close()
             raise StyleError(f"{path} is an .npz archive; save the style with numpy.save (.npy)")
@@ -145,7 +151,7 @@ class StyleCode:
         side = min(h, w)
         rgb = rgb[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
         dev = next(G.parameters()).device
-        x = to_unit(torch.from_numpy(np.ascontiguousarray(rgb)).to(dev).permute(2, 0, 1)[None])
+        x = to_unit(torch.from_numpy(np.array(rgb, copy=True)).to(dev).permute(2, 0, 1)[None])
         if x.shape[-2:] != (G.size, G.size):
             x = F.interpolate(x, size=(G.size, G.size), mode="bilinear", antialias=True,
                               align_corners=False).clamp(-1, 1)

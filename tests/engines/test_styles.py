@@ -52,8 +52,11 @@ def test_unreadable_and_missing_files(tmp_path):
     with pytest.raises(StyleError, match="not found"):
         StyleCode.from_file(tmp_path / "none.npy")
     (tmp_path / "text.npy").write_text("not numpy")
-    with pytest.raises(StyleError, match="could not read"):
+    with pytest.raises(StyleError, match="is not a .npy file"):
         StyleCode.from_file(tmp_path / "text.npy")
+    (tmp_path / "cut.npy").write_bytes(b"\x93NUMPY\x01\x00")            # a .npy cut short
+    with pytest.raises(StyleError, match="could not read"):
+        StyleCode.from_file(tmp_path / "cut.npy")
     obj = tmp_path / "obj.npy"
     np.save(obj, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(StyleError):                            # pickles are never loaded
