@@ -2,10 +2,15 @@
 
     build_engine("model.onnx", "model.engine", fp16=True, batch=(1, 4, 8))
 
-* one optimization profile over the batch axis (min/opt/max), for every input with a dynamic
-  batch (the ``style`` input of a style-as-input graph too);
-* a persistent timing cache (``--timing-cache``, default ``~/.cache/gnr-anime/trt-timing.cache``):
-  rebuilds on the same GPU skip most kernel timing;
+* one optimization profile over the batch axis (min/opt/max) for the crops; the ``style`` input
+  of a style-as-input graph (1 row for the batch, or one per crop) spans 1 .. max, so the
+  engine always binds one row whatever the min batch;
+* a persistent timing cache per GPU model and TensorRT version (timings are only valid there):
+  ``--timing-cache``, default ``~/.cache/gnr-anime/trt-timing-<gpu>-sm<cc>-trt<version>.cache``;
+  rebuilds skip most kernel timing. A cache TensorRT cannot read, or one from another GPU or
+  version, is reported in the build log and replaced by a fresh one (never a crash);
+* TF32 off (``BuilderFlag.TF32`` cleared): float32 layers run in true float32, so an fp32
+  engine matches the PyTorch model to 1e-4 and the float32 style path of an fp16 engine is exact;
 * FP16 only where the GPU has fast FP16 (``builder.platform_has_fast_fp16``), else a clear error;
 * the whole builder log in ``<engine>.build.log``;
 * a sidecar ``<engine>.json`` with the TensorRT version, GPU name and compute capability, the ONNX
@@ -24,19 +29,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import BackendUnavailableError, BuildError, CudaUnavailableError, EngineMismatchError
-
 from training.fileio import atomic_path, sha256_file, write_bytes_atomic
+from training.messages import one_line
+
+from .errors import BackendUnavailableError, BuildError, CudaUnavailableError, EngineMismatchError
 
 __all__ = ["build_engine", "check_engine", "read_sidecar", "sidecar_path", "parse_batch_spec",
            "current_platform", "default_timing_cache", "import_tensorrt", "rebuild_command",
-           "BuildError"]
+           "attach_timing_cache", "style_profile", "BuildError"]
 
 SIDECAR_VERSION = 1
 
@@ -77,9 +84,15 @@ def sidecar_path(engine_path: str | os.PathLike) -> Path:
     return p.with_name(p.name + ".json")
 
 
-def default_timing_cache() -> Path:
+def default_timing_cache(platform: dict | None = None) -> Path:
+    """The timing cache for ``platform`` (:func:`current_platform`): one file per GPU model,
+    compute capability and TensorRT version."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gnr-anime" / "trt-timing.cache"
+    if platform is None:
+        return Path(base) / "gnr-anime" / "trt-timing.cache"
+    gpu = re.sub(r"[^A-Za-z0-9]+", "-", platform["gpu_name"]).strip("-").lower()
+    cc = platform["compute_capability"].replace(".", "")
+    return Path(base) / "gnr-anime" / f"trt-timing-{gpu}-sm{cc}-trt{platform['tensorrt_version']}.cache"
 
 
 def current_platform(device_index: int = 0) -> dict:
@@ -120,11 +133,13 @@ def read_sidecar(engine_path: str | os.PathLike) -> dict:
                                   "`python -m export trt`") from None
 
 
-def check_engine(engine_path: str | os.PathLike, platform: dict | None = None) -> dict:
-    """The sidecar of ``engine_path`` if the engine was built by this TensorRT version on this
-    GPU model; otherwise :class:`EngineMismatchError` naming both and the rebuild command."""
+def check_engine(engine_path: str | os.PathLike, platform: dict | None = None,
+                 device_index: int = 0) -> dict:
+    """The sidecar of ``engine_path`` if the engine was built by this TensorRT version for the
+    model of GPU ``device_index``; otherwise :class:`EngineMismatchError` naming both and the
+    rebuild command."""
     side = read_sidecar(engine_path)
-    here = platform if platform is not None else current_platform()
+    here = platform if platform is not None else current_platform(device_index)
     problems = []
     if side.get("tensorrt_version") != here["tensorrt_version"]:
         problems.append(f"TensorRT {side.get('tensorrt_version')} (this machine has "
@@ -180,6 +195,40 @@ def _pin_style_path_fp32(trt, network) -> int:
     return pinned
 
 
+def style_profile(lo: int, opt: int, hi: int) -> tuple[int, int, int]:
+    """Rows of the ``style`` input in the profile: one row for the whole batch (what the engine
+    binds) up to one per crop."""
+    return 1, 1, hi
+
+
+def attach_timing_cache(config, cache_path: Path) -> str:
+    """Attach the timing cache stored at ``cache_path`` (or a fresh one) to the builder config;
+    returns what happened, for the build log. A file TensorRT cannot read, or a cache made for
+    another GPU or TensorRT version, is replaced by a fresh cache."""
+    data, note = b"", "none yet: a new one"
+    if cache_path.exists():
+        try:
+            data = cache_path.read_bytes()
+        except OSError as e:
+            note = f"unreadable ({e.strerror or e}): a new one"
+    if data:
+        try:
+            cache = config.create_timing_cache(data)
+        except Exception as e:  # noqa: BLE001 - TensorRT raises plain RuntimeError/TypeError
+            cache, note = None, f"not a TensorRT timing cache ({one_line(e)}): a new one"
+        else:
+            if cache is None:
+                note = "TensorRT could not read it: a new one"
+            elif config.set_timing_cache(cache, ignore_mismatch=False):
+                return f"reused ({len(data)} bytes)"
+            else:
+                note = "made for another GPU or TensorRT version: a new one"
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        return note + "; TensorRT could not create a timing cache: building without one"
+    return note
+
+
 def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *, fp16: bool = True,
                  batch: str | Sequence[int] = (1, 4, 8), timing_cache: str | os.PathLike | None = None,
                  workspace_gb: float = 4.0, log_path: str | os.PathLike | None = None,
@@ -187,7 +236,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     """Build ``onnx_path`` into a serialized TensorRT engine at ``engine_path`` (atomically),
     with its sidecar JSON and build log. Returns the sidecar dict."""
     trt = import_tensorrt()
-    from .onnx import read_info
+    from .onnx import STYLE_NAME, read_info
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     if not onnx_path.exists():
@@ -198,7 +247,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     platform = current_platform(device_index)
     info = read_info(onnx_path)
     log_path = Path(log_path) if log_path else engine_path.with_name(engine_path.name + ".build.log")
-    cache_path = Path(timing_cache) if timing_cache else default_timing_cache()
+    cache_path = Path(timing_cache) if timing_cache else default_timing_cache(platform)
     t0 = time.perf_counter()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log_file:
@@ -236,6 +285,9 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
             flag = getattr(trt.BuilderFlag, "OBEY_PRECISION_CONSTRAINTS", None)
             if pinned and flag is not None:
                 config.set_flag(flag)
+        tf32 = getattr(trt.BuilderFlag, "TF32", None)
+        if tf32 is not None:
+            config.clear_flag(tf32)
         profile = builder.create_optimization_profile()
         inputs = {}
         for i in range(network.num_inputs):
@@ -247,23 +299,27 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
             rest = shape[1:]
             if any(d < 0 for d in rest):
                 raise BuildError(f"input {t.name} has dynamic dims besides the batch: {shape}")
-            profile.set_shape(t.name, (lo, *rest), (opt, *rest), (hi, *rest))
-            inputs[t.name] = [list((lo, *rest)), list((opt, *rest)), list((hi, *rest))]
+            shapes = style_profile(lo, opt, hi) if t.name == STYLE_NAME else (lo, opt, hi)
+            dims = [(b, *rest) for b in shapes]
+            profile.set_shape(t.name, *dims)
+            inputs[t.name] = [list(d) for d in dims]
         config.add_optimization_profile(profile)
-        cache_bytes = cache_path.read_bytes() if cache_path.exists() else b""
-        cache = config.create_timing_cache(cache_bytes)
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        cache_note = attach_timing_cache(config, cache_path)
+        log_file.write(f"# timing cache {cache_path}: {cache_note}\n")
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise BuildError(f"TensorRT failed to build {onnx_path}; see {log_path}")
         write_bytes_atomic(engine_path, bytes(serialized))
-        write_bytes_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
+        cache = config.get_timing_cache()
+        if cache is not None:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(cache_path, bytes(cache.serialize()))
         seconds = time.perf_counter() - t0
         log_file.write(f"# built in {seconds:.1f} s\n")
     sidecar: dict[str, Any] = {
         "format_version": SIDECAR_VERSION, **platform,
         "onnx": str(onnx_path), "onnx_sha256": sha256_file(onnx_path),
-        "fp16": bool(fp16 or fp16_graph), "strongly_typed": bool(strongly_typed),
+        "fp16": bool(fp16 or fp16_graph), "tf32": False, "strongly_typed": bool(strongly_typed),
         "layers_pinned_fp32": pinned, "batch": [lo, opt, hi], "inputs": inputs,
         "workspace_gb": workspace_gb, "timing_cache": str(cache_path), "log": str(log_path),
         "built": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-res", type=int, help="residual blocks at the content resolution (default 1)")
     g.add_argument("--channel-divisor", "--width-divisor", type=int, dest="channel_divisor",
                    help="divide every channel width by this (model width; default 1 = the paper's)")
-    g.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (CUDA only)")
+    g.add_argument("--amp", action="store_true", default=None,
+                   help="bf16 autocast: CUDA GPUs with native bf16 only (Ampere or newer), "
+                        "refused elsewhere; not measured faster yet, so off by default")
     g = p.add_argument_group("losses (defaults: the authors' values)")
     g.add_argument("--adv-image", type=float, help="image adversarial weight (1)")
     g.add_argument("--adv-latent", type=float, help="latent (style) adversarial weight (2)")

@@ -85,6 +85,30 @@ class DistInfo:
         return self.rank == 0
 
 
+def amp_problem(device_type: str, native_bf16: bool) -> str | None:
+    """Why ``--amp`` (bf16 autocast) cannot run here, in one line; None where it can. bf16 is
+    refused where the GPU has no native bf16 (before Ampere): emulated bf16 is slow, and the
+    authors' grouped modulated convolutions already ran 4.5x slower at batch 8 under fp16
+    autocast on an H100 (FACTS.md). It is not the default anywhere: measure it first."""
+    if device_type != "cuda":
+        return "--amp (bf16 autocast) needs a CUDA device; this run is on the CPU"
+    if not native_bf16:
+        return ("--amp (bf16 autocast) needs a GPU with native bf16 (Ampere, compute capability "
+                "8.0, or newer); this GPU has none (torch.cuda.is_bf16_supported() is False): "
+                "train without --amp")
+    return None
+
+
+def _native_bf16(device: torch.device) -> bool:
+    if device.type != "cuda":
+        return False
+    with torch.cuda.device(device):
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:          # PyTorch before 2.3 has no emulation argument
+            return bool(torch.cuda.is_bf16_supported())
+
+
 def setup_distributed(device: str = "auto") -> DistInfo:
     """Single process, or the process group ``torchrun`` describes in the environment."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -162,9 +186,11 @@ class Trainer:
         self.G_sched = torch.optim.lr_scheduler.StepLR(self.G_optim, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
         self.D_sched = torch.optim.lr_scheduler.StepLR(self.D_optim, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
         self.step_count = 0          # completed steps
-        self._amp = cfg.amp and self.device.type == "cuda"
-        if cfg.amp and self.device.type != "cuda":
-            raise ValueError("--amp (bf16 autocast) needs a CUDA device; this run is on the CPU")
+        if cfg.amp:
+            problem = amp_problem(self.device.type, _native_bf16(self.device))
+            if problem:
+                raise ValueError(problem)
+        self._amp = cfg.amp
 
     # -- helpers ---------------------------------------------------------------------------------
     def _autocast(self):

@@ -105,7 +105,7 @@ class TrainConfig:
     lpips_weights: str | None = None            # VGG16 features (torchvision layout)
     lpips_lin: str | None = None                # LPIPS v0.1 linear layers (lpips/weights/v0.1/vgg.pth)
     # -- precision / bookkeeping -------------------------------------------------------------
-    amp: bool = False                           # bf16 autocast on CUDA
+    amp: bool = False                           # bf16 autocast (CUDA with native bf16 only)
     log_every: int = 10
     sample_every: int = 1000
     checkpoint_every: int = 2000

@@ -30,13 +30,20 @@ from training.pixels import to_pixels, to_unit
 from training.style import StyleCode
 
 __all__ = ["Engine", "DynamicStyleEngine", "BaseEngine", "IdentityEngine", "SharedEngine",
-           "EngineError", "EngineInputError", "BackendUnavailableError", "CudaUnavailableError",
+           "EngineError", "EngineInputError", "EngineRequestError", "BackendUnavailableError",
+           "CudaUnavailableError",
            "ModelSizeError", "EngineMismatchError", "as_style", "engine_device", "to_graph_input",
            "from_graph_output", "graph_output_shape"]
 
 
 class EngineInputError(ValueError):
     """Crops that are not N x 3 x S x S floating-point tensors of the engine's size."""
+
+
+class EngineRequestError(EngineError):
+    """A request no backend can meet (a style baked into an exported file differs from the one
+    asked for, live style changes on a baked file): ``--backend auto`` raises it at once
+    instead of trying the next backend."""
 
 
 def engine_device(device) -> torch.device:

@@ -2,20 +2,37 @@
 TensorRT execution provider.
 
 On CUDA the crops stay on the GPU: inputs and outputs are bound to torch tensors with I/O
-binding (no copy through the host). ORT runs on its own CUDA stream, so the current torch stream
-is synchronised before the run (the crops must be written) and ORT synchronises its outputs
-before returning.
+binding (no copy through the host). ORT runs on its own CUDA stream, so the torch stream of the
+engine's device is synchronised before the run (the crops must be written) and ORT synchronises
+its outputs before returning; the run happens under ``torch.cuda.device(self.device)``, so the
+calling thread's current device is restored afterwards.
+
+* The provider that really runs is read back from the session (``get_providers()``) once it
+  is created: a CUDA or TensorRT provider that did not start is an error (never a silent
+  CPU or CUDA fallback), and the engine's name says what ran.
+* TF32 is off on the CUDA provider (``use_tf32=0``): a float32 graph runs in true float32
+  (1e-4 of the PyTorch model), and the float32 style path of an fp16 graph stays exact.
+* The TensorRT provider takes fp16 graphs only, with an optimization profile over the batch
+  (1 .. max_batch; the ``style`` input of a style-as-input graph is always 1 x latent) and its
+  engine and timing caches in a folder per GPU (``<model folder>/.ort_trt_cache/<gpu>``).
+* onnxruntime and onnxruntime-gpu install into the same ``onnxruntime`` package; with both
+  installed, CUDA is refused with the command that fixes it (:func:`onnxruntime_install_problem`).
 
 Graphs with uint8 I/O are fed by rounding the float crops to pixels (a 1/255 quantisation).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import re
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
+from training.messages import one_line
 from training.style import StyleCode
 
 from .base import (BackendUnavailableError, BaseEngine, CudaUnavailableError, EngineError,
@@ -23,10 +40,14 @@ from .base import (BackendUnavailableError, BaseEngine, CudaUnavailableError, En
                    graph_output_shape, to_graph_input)
 
 __all__ = ["OnnxRuntimeEngine", "OnnxRuntimeDynamicStyleEngine", "open_onnx", "create_session",
-           "ort_providers"]
+           "ort_providers", "onnxruntime_distributions", "onnxruntime_install_problem",
+           "session_backend", "trt_profile_shapes", "cuda_provider_options",
+           "is_onnxruntime_error"]
 
 _NP = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
 _TORCH = {np.float32: torch.float32, np.float16: torch.float16, np.uint8: torch.uint8}
+_PROVIDER = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+             "tensorrt": "TensorrtExecutionProvider"}
 
 
 def ort_providers() -> tuple[str, ...]:
@@ -37,10 +58,120 @@ def ort_providers() -> tuple[str, ...]:
     return tuple(ort.get_available_providers())
 
 
+def is_onnxruntime_error(e: BaseException) -> bool:
+    """onnxruntime's own exceptions (Fail, RuntimeException, EPFail...) derive from Exception
+    only; this tells them apart."""
+    return type(e).__module__.startswith("onnxruntime")
+
+
+# ---------------------------------------------------------------------------------------------
+# Which onnxruntime is installed
+# ---------------------------------------------------------------------------------------------
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_distributions() -> tuple[tuple[str, str], ...]:
+    from importlib import metadata
+
+    names = {_norm(n) for n in metadata.packages_distributions().get("onnxruntime", [])}
+    out = []
+    for n in sorted(names):
+        try:
+            out.append((n, metadata.version(n)))
+        except metadata.PackageNotFoundError:
+            continue
+    return tuple(out)
+
+
+def onnxruntime_distributions() -> dict[str, str]:
+    """Installed distributions that provide the ``onnxruntime`` import package (onnxruntime,
+    onnxruntime-gpu, onnxruntime-directml...): name -> version."""
+    return dict(_installed_distributions())
+
+
+def onnxruntime_install_problem(dists: Mapping[str, str], cuda_torch: bool) -> str | None:
+    """None for zero or one onnxruntime distribution; else one line saying what is wrong and the
+    command that fixes it (keeping onnxruntime-gpu where PyTorch is a CUDA build, else the CPU
+    build, at the version installed)."""
+    dists = {_norm(k): v for k, v in dists.items()}
+    if len(dists) <= 1:
+        return None
+    if cuda_torch and "onnxruntime-gpu" in dists:
+        keep = "onnxruntime-gpu"
+    elif "onnxruntime" in dists:
+        keep = "onnxruntime"
+    else:
+        keep = sorted(dists)[0]
+    names = sorted(dists)
+    return (f"{' and '.join(f'{n} {dists[n]}' for n in names)} are installed together: they "
+            "write the same `onnxruntime` package, so the CUDA provider may be missing, and "
+            "uninstalling one breaks the other. Fix: pip uninstall -y "
+            f"{' '.join(names)} && pip install {keep}=={dists[keep]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions
+# ---------------------------------------------------------------------------------------------
+def session_backend(wanted: str, running: Sequence[str]) -> str:
+    """What a session created for ``wanted`` (cpu | cuda | tensorrt) really runs on, from its
+    ``get_providers()``: ``wanted`` itself, or an error when that provider did not start."""
+    running = list(running)
+    if wanted == "tensorrt" and _PROVIDER["tensorrt"] not in running:
+        raise BackendUnavailableError(
+            "onnxruntime's TensorRT execution provider did not start (the TensorRT libraries "
+            f"were not found or failed to load; running providers: {running}); use the CUDA "
+            "provider (--backend onnxruntime) or a TensorRT engine (python -m export trt)")
+    if wanted in ("cuda", "tensorrt") and _PROVIDER["cuda"] not in running:
+        raise CudaUnavailableError(
+            f"onnxruntime could not start its CUDA provider (running providers: {running}): "
+            "check that the CUDA and cuDNN 9 libraries of its build are found")
+    if wanted not in _PROVIDER:
+        raise ValueError(f"unknown onnxruntime backend {wanted!r}")
+    return wanted
+
+
+def cuda_provider_options(device_index: int) -> dict:
+    """The CUDA provider's options: the engine's GPU, and TF32 off (true float32)."""
+    return {"device_id": int(device_index), "use_tf32": 0}
+
+
+def trt_profile_shapes(inputs: Mapping[str, Sequence], max_batch: int, opt_batch: int,
+                       style_name: str = "style") -> dict[str, str]:
+    """The TensorRT provider's optimization profile (``trt_profile_{min,opt,max}_shapes``) for
+    graph inputs ``name -> dims`` whose first dim is the batch: the batch spans
+    1 .. max_batch (opt ``opt_batch``); the style input is always one row."""
+    out = {"min": [], "opt": [], "max": []}
+    for name, dims in inputs.items():
+        rest = [int(d) for d in list(dims)[1:]]
+        for key, b in (("min", 1), ("opt", opt_batch), ("max", max_batch)):
+            n = 1 if name == style_name else b
+            out[key].append(f"{name}:" + "x".join(str(d) for d in [n, *rest]))
+    return {f"trt_profile_{k}_shapes": ",".join(v) for k, v in out.items()}
+
+
+def _graph_inputs(path: Path) -> dict[str, list]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    init = {i.name for i in graph.initializer}
+    return {i.name: [d.dim_value if d.HasField("dim_value") else None
+                     for d in i.type.tensor_type.shape.dim]
+            for i in graph.input if i.name not in init}
+
+
+def _gpu_key(index: int) -> str:
+    name = torch.cuda.get_device_name(index) if torch.cuda.is_available() else "gpu"
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "gpu"
+
+
 def create_session(path: str | os.PathLike, device, *, threads: int | None = None,
-                   tensorrt_ep: bool = False, trt_cache_dir: str | os.PathLike | None = None):
+                   tensorrt_ep: bool = False, trt_cache_dir: str | os.PathLike | None = None,
+                   max_batch: int = 8):
     """An InferenceSession on ``device`` (cpu or cuda[:N]); clear errors when a provider is
-    missing, and no silent fallback from CUDA to the CPU."""
+    missing or does not start (no silent fallback to another provider). Returns the session
+    and what it runs on (cpu | cuda | tensorrt)."""
     try:
         import onnxruntime as ort
     except ImportError as e:  # pragma: no cover - a dependency
@@ -51,24 +182,40 @@ def create_session(path: str | os.PathLike, device, *, threads: int | None = Non
     if path.is_dir():
         raise EngineError(f"expected an .onnx file, got a folder: {path}")
     dev = engine_device(device)
+    wanted = "tensorrt" if tensorrt_ep else dev.type
     providers: list = ["CPUExecutionProvider"]
     if dev.type == "cuda":
+        problem = onnxruntime_install_problem(onnxruntime_distributions(),
+                                              cuda_torch=torch.version.cuda is not None)
+        if problem:
+            raise BackendUnavailableError(problem)
         avail = ort_providers()
         if "CUDAExecutionProvider" not in avail:
             raise CudaUnavailableError(
                 f"onnxruntime on CUDA asked for, but this onnxruntime ({ort.__version__}) has "
-                f"only {list(avail)}: install onnxruntime-gpu (pip install 'gnr-anime[gpu]')")
-        providers = [("CUDAExecutionProvider", {"device_id": dev.index or 0}), "CPUExecutionProvider"]
+                f"only {list(avail)}: install onnxruntime-gpu for your CUDA version "
+                "(pip install 'gnr-anime[gpu]')")
+        index = dev.index or 0
+        providers = [("CUDAExecutionProvider", cuda_provider_options(index)),
+                     "CPUExecutionProvider"]
         if tensorrt_ep:
             if "TensorrtExecutionProvider" not in avail:
                 raise BackendUnavailableError("onnxruntime's TensorRT execution provider is not "
                                               "available in this onnxruntime build")
-            cache = Path(trt_cache_dir or path.parent / ".ort_trt_cache")
+            from export.onnx import read_info
+            info = read_info(path)
+            if info is None or info.precision != "fp16":
+                raise BackendUnavailableError(
+                    "onnxruntime's TensorRT provider runs fp16 graphs here (export with "
+                    "`python -m export onnx --fp16`); run float32 graphs on the CUDA provider")
+            cache = Path(trt_cache_dir or path.parent / ".ort_trt_cache") / _gpu_key(index)
             cache.mkdir(parents=True, exist_ok=True)
+            profile = trt_profile_shapes(_graph_inputs(path), max_batch, min(4, max_batch))
             providers.insert(0, ("TensorrtExecutionProvider", {
-                "device_id": dev.index or 0, "trt_fp16_enable": True,
+                "device_id": index, "trt_fp16_enable": True,
                 "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
-                "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache)}))
+                "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache),
+                **profile}))
     elif tensorrt_ep:
         raise CudaUnavailableError("the TensorRT execution provider needs --device cuda")
     so = ort.SessionOptions()
@@ -76,14 +223,13 @@ def create_session(path: str | os.PathLike, device, *, threads: int | None = Non
     if threads:
         so.intra_op_num_threads = int(threads)
     so.log_severity_level = 3
+    guard = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
     try:
-        sess = ort.InferenceSession(str(path), so, providers=providers)
+        with guard:
+            sess = ort.InferenceSession(str(path), so, providers=providers)
     except Exception as e:  # onnxruntime raises its own untyped errors
-        raise EngineError(f"onnxruntime could not load {path}: {str(e).splitlines()[0]}") from None
-    if dev.type == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
-        raise CudaUnavailableError(f"onnxruntime could not start its CUDA provider for {path} "
-                                   "(check that the CUDA and cuDNN 9 libraries are found)")
-    return sess
+        raise EngineError(f"onnxruntime could not load {path}: {one_line(e)}") from None
+    return sess, session_backend(wanted, sess.get_providers())
 
 
 class OnnxRuntimeEngine(BaseEngine):
@@ -97,9 +243,10 @@ class OnnxRuntimeEngine(BaseEngine):
 
         path = Path(path)
         dev = engine_device(device)
-        sess = session if session is not None else create_session(path, dev, threads=threads,
-                                                                  tensorrt_ep=tensorrt_ep,
-                                                                  trt_cache_dir=trt_cache_dir)
+        if session is None:
+            session = create_session(path, dev, threads=threads, tensorrt_ep=tensorrt_ep,
+                                     trt_cache_dir=trt_cache_dir, max_batch=max_batch)
+        sess, ran = session
         self.session = sess
         self.info = read_info(sess)
         self.path = path
@@ -140,8 +287,8 @@ class OnnxRuntimeEngine(BaseEngine):
         super().__init__(device=dev, dtype=compute, size=size, max_batch=max_batch,
                          dynamic_style=self.style_name is not None, latent_dim=latent)
         prec = self.info.precision if self.info else {np.float16: "fp16"}.get(self.io_dtype, "fp32")
-        ep = "tensorrt" if tensorrt_ep else dev.type
-        self.name = f"onnxruntime-{ep} {prec}"
+        self.provider = ran
+        self.name = f"onnxruntime-{ran} {prec}"
         if self.info is not None and self.info.style is not None:
             self.style = StyleCode.from_dict(self.info.style)
         if self.style_name:
@@ -153,12 +300,19 @@ class OnnxRuntimeEngine(BaseEngine):
     # -- running ---------------------------------------------------------------------------------
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         xg = to_graph_input(x, self.io_mode, _TORCH[self.io_dtype])
-        if self.device.type == "cuda":
-            return from_graph_output(self._run_cuda(xg), self.io_mode)
-        feed = {self.input_name: xg.numpy()}
-        if self.style_name:
-            feed[self.style_name] = self._style_np
-        y = self.session.run([self.output_name], feed)[0]
+        try:
+            if self.device.type == "cuda":
+                with torch.cuda.device(self.device):
+                    return from_graph_output(self._run_cuda(xg), self.io_mode)
+            feed = {self.input_name: xg.numpy()}
+            if self.style_name:
+                feed[self.style_name] = self._style_np
+            y = self.session.run([self.output_name], feed)[0]
+        except Exception as e:
+            if is_onnxruntime_error(e):
+                raise EngineError(f"{self.name} failed on a batch of {x.shape[0]}: "
+                                  f"{one_line(e)}") from e
+            raise
         return from_graph_output(torch.from_numpy(y), self.io_mode)
 
     def _run_cuda(self, xg: torch.Tensor) -> torch.Tensor:
@@ -196,14 +350,14 @@ class OnnxRuntimeDynamicStyleEngine(OnnxRuntimeEngine):
 
 
 def open_onnx(path, *, device="cpu", threads: int | None = None, tensorrt_ep: bool = False,
-              trt_cache_dir=None, **kwargs) -> OnnxRuntimeEngine:
+              trt_cache_dir=None, max_batch: int = 8, **kwargs) -> OnnxRuntimeEngine:
     """The right engine class for the graph: one with a ``style`` input gets ``set_style``."""
     from export.onnx import STYLE_NAME
 
-    sess = create_session(path, device, threads=threads, tensorrt_ep=tensorrt_ep,
-                          trt_cache_dir=trt_cache_dir)
-    common = dict(device=device, tensorrt_ep=tensorrt_ep, session=sess)
-    if STYLE_NAME in [i.name for i in sess.get_inputs()]:
+    session = create_session(path, device, threads=threads, tensorrt_ep=tensorrt_ep,
+                             trt_cache_dir=trt_cache_dir, max_batch=max_batch)
+    common = dict(device=device, tensorrt_ep=tensorrt_ep, session=session, max_batch=max_batch)
+    if STYLE_NAME in [i.name for i in session[0].get_inputs()]:
         return OnnxRuntimeDynamicStyleEngine(path, **common, **kwargs)
     kwargs.pop("style", None)
     return OnnxRuntimeEngine(path, **common, **kwargs)

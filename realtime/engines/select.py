@@ -5,8 +5,10 @@ count; each one left out is reported with the reason):
 
 1. ``tensorrt`` — a ``.engine`` file, TensorRT importable, a CUDA GPU, and an engine built by
    this TensorRT version on this GPU model;
-2. ``onnxruntime`` on CUDA or ``torch`` on CUDA — whichever *measured* faster here, when both can
-   run (a few timed batches at selection);
+2. ``onnxruntime`` on CUDA, ``torch`` on CUDA (fp16 + CUDA graphs) and, where Triton is
+   installed, ``torch`` compiled with ``torch.compile`` on CUDA — whichever *measured* fastest
+   here (a few timed batches at selection; compiling takes tens of seconds the first time and
+   seconds once Inductor's cache holds the model);
 3. ``onnxruntime`` on the CPU;
 4. ``torch`` on the CPU.
 
@@ -15,6 +17,11 @@ A checkpoint runs under torch directly; for onnxruntime it is exported once to a
 which takes seconds. ``--device cpu`` allows only CPU backends, ``cuda[:N]`` only CUDA ones
 (an error where there is no CUDA), ``auto`` both. The choice and the reasons are returned as
 text for the app to print.
+
+``auto`` falls back: a candidate that fails to open, or raises on its first (timed) run — a CUDA
+error, out of memory, an onnxruntime ``Fail`` — is reported, closed, and the next one is tried
+(the next of its tier, then the next tier). Errors about the request itself (a crop size or a
+baked style that no backend can change) are raised at once.
 """
 from __future__ import annotations
 
@@ -30,11 +37,14 @@ import torch
 from training.device import parse_device
 from training.style import StyleCode
 
-from .base import (BackendUnavailableError, BaseEngine, CudaUnavailableError, EngineError,
-                   IdentityEngine)
+from training.messages import one_line
+
+from .base import (BackendUnavailableError, BaseEngine, CudaUnavailableError,
+                   EngineRequestError, IdentityEngine, ModelSizeError)
 
 __all__ = ["EngineRequest", "Capabilities", "Candidate", "Selection", "BACKENDS", "rank_candidates",
-           "select_backend", "open_engine", "resolve_style", "onnx_cache_dir", "model_kind"]
+           "select_backend", "open_engine", "resolve_style", "onnx_cache_dir", "model_kind",
+           "is_backend_failure"]
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -68,6 +78,8 @@ class Capabilities:
     gpu_name: str | None = None
     tensorrt: str | None = None              # version, or None when `import tensorrt` fails
     ort_providers: tuple[str, ...] = ()
+    torch_compile: bool = False              # torch.compile can build CUDA kernels (Triton)
+    ort_problem: str | None = None           # onnxruntime and onnxruntime-gpu both installed
 
     @classmethod
     def detect(cls) -> "Capabilities":
@@ -78,12 +90,24 @@ class Capabilities:
             trt = tensorrt.__version__
         except ImportError:
             trt = None
-        from .onnxruntime import ort_providers
-        return cls(cuda=cuda, gpu_name=gpu, tensorrt=trt, ort_providers=ort_providers())
+        from .onnxruntime import (onnxruntime_distributions, onnxruntime_install_problem,
+                                  ort_providers)
+        problem = onnxruntime_install_problem(onnxruntime_distributions(),
+                                              cuda_torch=torch.version.cuda is not None)
+        return cls(cuda=cuda, gpu_name=gpu, tensorrt=trt, ort_providers=ort_providers(),
+                   torch_compile=cuda and _has_triton(), ort_problem=problem)
 
     @property
     def ort_cuda(self) -> bool:
-        return self.cuda and "CUDAExecutionProvider" in self.ort_providers
+        return self.cuda and "CUDAExecutionProvider" in self.ort_providers and not self.ort_problem
+
+
+def _has_triton() -> bool:
+    try:
+        from torch.utils._triton import has_triton
+    except ImportError:        # an older PyTorch
+        return False
+    return bool(has_triton())
 
 
 @dataclass(frozen=True)
@@ -92,10 +116,11 @@ class Candidate:
     device: str         # cpu | cuda[:N]
     tier: int           # 1 best
     note: str = ""
+    compiled: bool = False   # torch: torch.compile + CUDA graphs
 
     @property
     def label(self) -> str:
-        return f"{self.backend} on {self.device}"
+        return f"{self.backend}{' (compiled)' if self.compiled else ''} on {self.device}"
 
 
 @dataclass
@@ -164,11 +189,19 @@ def rank_candidates(req: EngineRequest, caps: Capabilities) -> tuple[list[Candid
             if caps.ort_cuda:
                 out.append(Candidate("onnxruntime", cuda_dev, 2, "CUDA execution provider"
                                      + (" (checkpoint exported to ONNX)" if kind == "checkpoint" else "")))
+            elif caps.ort_problem and caps.cuda:
+                skipped.append(f"onnxruntime on CUDA: {caps.ort_problem}")
             else:
                 skipped.append("onnxruntime on CUDA: this onnxruntime has no CUDAExecutionProvider "
                                "(install onnxruntime-gpu)")
         if kind == "checkpoint":
             out.append(Candidate("torch", cuda_dev, 2, "fp16, channels_last, CUDA graphs"))
+            if caps.torch_compile:
+                out.append(Candidate("torch", cuda_dev, 2, "fp16, channels_last, torch.compile "
+                                     "+ CUDA graphs", compiled=True))
+            else:
+                skipped.append("torch (compiled): torch.compile needs Triton for CUDA kernels "
+                               "(not importable here)")
         else:
             skipped.append(f"torch: runs a checkpoint, and the model is an exported {kind} file")
     # tiers 3-4: CPU
@@ -214,10 +247,10 @@ def select_backend(req: EngineRequest, caps: Capabilities,
         return Selection(c, f"auto: {c.label} — {reason} ({c.note})", skipped)
     if timings_ms is None:
         return best
-    missing = [c.label for c in best if c.label not in timings_ms]
-    if missing:
-        raise ValueError(f"timings missing for {missing}")
-    c = min(best, key=lambda c: timings_ms[c.label])
+    measured = [c for c in best if c.label in timings_ms]
+    if not measured:
+        raise ValueError(f"no timings for any of {[c.label for c in best]}")
+    c = min(measured, key=lambda c: timings_ms[c.label])
     other = ", ".join(f"{lbl} {ms:.2f} ms" for lbl, ms in sorted(timings_ms.items(), key=lambda kv: kv[1]))
     return Selection(c, f"auto: {c.label} — measured fastest here per frame ({other})", skipped,
                      dict(timings_ms))
@@ -276,9 +309,12 @@ def _open(c: Candidate, req: EngineRequest, style: StyleCode | None,
         return IdentityEngine(size=req.crop_size or 256, device=c.device)
     if c.backend == "torch":
         from .torch import open_torch
+        if c.compiled:
+            log(f"compiling the model with torch.compile for {c.device} (tens of seconds the "
+                "first time, seconds once cached)")
         eng = open_torch(req.checkpoint, style if style is not None else StyleCode.default(latent_dim),
                          dynamic_style=req.dynamic_style, device=c.device, which=req.which,
-                         max_batch=req.max_batch)
+                         max_batch=req.max_batch, compiled=c.compiled)
     elif c.backend == "onnxruntime":
         from .onnxruntime import open_onnx
         path = Path(req.engine_file) if kind == "onnx" else _cached_onnx(
@@ -291,41 +327,81 @@ def _open(c: Candidate, req: EngineRequest, style: StyleCode | None,
                             style=style)
     else:  # pragma: no cover
         raise ValueError(c.backend)
+    try:
+        _check_opened(eng, req, style)
+    except BaseException:
+        eng.close()
+        raise
+    return eng
+
+
+def _check_opened(eng: BaseEngine, req: EngineRequest, style: StyleCode | None) -> None:
+    """What no backend can change: the model's crop size and a style baked into the file."""
     if req.crop_size is not None and eng.size != req.crop_size:
-        from .base import ModelSizeError
         raise ModelSizeError(f"the model takes {eng.size}x{eng.size} crops, the aligner makes "
                              f"{req.crop_size}x{req.crop_size}")
     if style is not None and not eng.dynamic_style and eng.style is not None and \
             tuple(round(v, 5) for v in eng.style.vector) != tuple(round(v, 5) for v in style.vector):
-        raise EngineError(f"{req.engine_file} has its style baked in ({eng.style.source}); "
-                          f"the style asked for ({style.source}) differs: export it with that "
-                          "style, or with --dynamic-style to change styles at run time")
+        raise EngineRequestError(
+            f"{req.engine_file} has its style baked in ({eng.style.source}); the style asked for "
+            f"({style.source}) differs: export it with that style, or with --dynamic-style to "
+            "change styles at run time")
     if req.dynamic_style and not hasattr(eng, "set_style"):
-        raise EngineError(f"{req.engine_file} has its style baked in, and live style changes "
-                          "were asked for: export it with `python -m export onnx --dynamic-style`")
-    return eng
+        raise EngineRequestError(
+            f"{req.engine_file} has its style baked in, and live style changes were asked for: "
+            "export it with `python -m export onnx --dynamic-style`")
 
 
-def _time_engine(eng: BaseEngine, batch: int, repeats: int = 5) -> float:
+def is_backend_failure(e: BaseException) -> bool:
+    """An error that rules out one backend but not the request: a backend that cannot start or
+    fails on its first run (CUDA errors and out of memory are RuntimeError, onnxruntime raises
+    its own Fail/RuntimeException types). Request errors (ModelSizeError, EngineRequestError)
+    are not."""
+    from .onnxruntime import is_onnxruntime_error
+
+    if isinstance(e, (ModelSizeError, EngineRequestError)):
+        return False
+    return isinstance(e, (RuntimeError, ImportError, OSError)) or is_onnxruntime_error(e)
+
+
+def _sync(eng: BaseEngine) -> None:
+    if eng.device.type == "cuda":
+        torch.cuda.synchronize(eng.device)
+
+
+def _time_engine(eng: BaseEngine, batch: int, repeats: int = 5, warmup: int = 3) -> float:
+    """Median ms per frame at ``batch`` (the first call is the engine's first run)."""
     x = torch.zeros(batch, 3, eng.size, eng.size, device=eng.device)
-    sync = torch.cuda.synchronize if eng.device.type == "cuda" else (lambda: None)
-    for _ in range(3):
+    for _ in range(warmup):
         eng(x)
-    sync()
+    _sync(eng)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         eng(x)
-        sync()
+        _sync(eng)
         times.append(time.perf_counter() - t)
     return sorted(times)[len(times) // 2] * 1000 / batch
 
 
+def _tier_reason(c: Candidate, alone: bool) -> str:
+    if not alone:
+        return "the other candidates of its tier failed (see above)"
+    return {1: "TensorRT is the fastest backend",
+            2: "the only CUDA backend for this model",
+            3: "no CUDA backend allowed or available; onnxruntime beats PyTorch on the CPU "
+               "(1.2-1.5x the baked model, 1.5-3x the eager one: benchmarks/engines.py)",
+            4: "the only backend left"}.get(c.tier, "the only candidate")
+
+
 def open_engine(req: EngineRequest, caps: Capabilities | None = None,
-                log: Callable[[str], None] = lambda msg: None) -> tuple[BaseEngine, str]:
+                log: Callable[[str], None] = lambda msg: None,
+                opener: Callable[..., BaseEngine] | None = None) -> tuple[BaseEngine, str]:
     """Open the engine ``req`` asks for; returns (engine, why) — ``why`` names the backend
-    choice and its reason, for the app to print."""
+    choice and its reason, for the app to print. ``opener(candidate, req, style, log,
+    latent_dim)`` opens one candidate (default: the real backends)."""
     caps = caps or Capabilities.detect()
+    opener = opener or _open
     kind = model_kind(req)
     if req.checkpoint is not None and not Path(req.checkpoint).exists():
         raise FileNotFoundError(f"checkpoint not found: {req.checkpoint}")
@@ -337,30 +413,65 @@ def open_engine(req: EngineRequest, caps: Capabilities | None = None,
         latent = checkpoint_config(read_checkpoint(req.checkpoint), req.checkpoint).latent_dim
     style = None if kind == "identity" else resolve_style(req, latent)
     sel = select_backend(req, caps)
-    if isinstance(sel, list):                 # two CUDA candidates: measure both
-        timings, engines = {}, {}
-        batch = min(4, req.max_batch)
-        for c in sel:
-            try:
-                engines[c.label] = _open(c, req, style, log, latent)
-                timings[c.label] = _time_engine(engines[c.label], batch)
-            except (EngineError, ImportError) as e:
-                log(f"{c.label} failed to start: {e}")
-        if not timings:
-            raise BackendUnavailableError("no CUDA backend could start: see the messages above")
-        if len(timings) == 1:
-            label = next(iter(timings))
-            chosen = next(c for c in sel if c.label == label)
-            sel = Selection(chosen, f"auto: {label} — the other CUDA backend failed to start")
-        else:
+    if isinstance(sel, Selection) and (req.backend != "auto" or sel.chosen.backend == "identity"):
+        engine = opener(sel.chosen, req, style, log, latent)
+        return engine, _why(engine, sel)
+    cands, skipped = rank_candidates(req, caps)
+    failures: list[tuple[Candidate, BaseException]] = []
+    for tier in sorted({c.tier for c in cands}):
+        group = [c for c in cands if c.tier == tier]
+        engines, timings = {}, {}
+        for c in group:
+            # alone in its tier: one first run at batch 1; tied: timed, as the choice needs
+            timing = (min(4, req.max_batch), 3, 5) if len(group) > 1 else (1, 0, 1)
+            eng, ms = _try(c, req, style, log, latent, opener, failures, *timing)
+            if eng is not None:
+                engines[c.label], timings[c.label] = eng, ms
+        if not engines:
+            continue
+        notes = skipped + [f"{c.label}: {one_line(e)}" for c, e in failures]
+        if len(engines) > 1:
             sel = select_backend(req, caps, timings)
+            sel.skipped = notes
+        else:
+            chosen = next(c for c in group if c.label in engines)
+            sel = Selection(chosen, f"auto: {chosen.label} — {_tier_reason(chosen, len(group) == 1)}"
+                                    f" ({chosen.note})", notes, dict(timings))
         for label, eng in engines.items():
             if label != sel.chosen.label:
                 eng.close()
         engine = engines[sel.chosen.label]
-    else:
-        engine = _open(sel.chosen, req, style, log, latent)
+        return engine, _why(engine, sel)
+    if len(failures) == 1:
+        raise failures[0][1]
+    raise BackendUnavailableError("no backend can run this model here: " + "; ".join(
+        [f"{c.label}: {one_line(e)}" for c, e in failures] + skipped))
+
+
+def _try(c: Candidate, req, style, log, latent, opener, failures, batch: int, warmup: int,
+         repeats: int):
+    """Open candidate ``c`` and time its first runs; (engine, ms per frame), or (None, None)
+    with the failure recorded and logged (request errors are raised)."""
+    eng = None
+    try:
+        eng = opener(c, req, style, log, latent)
+        return eng, _time_engine(eng, batch, repeats=repeats, warmup=warmup)
+    except Exception as e:  # noqa: BLE001 - sorted by is_backend_failure below
+        if eng is not None:
+            try:
+                eng.close()
+            except Exception:  # noqa: BLE001 - already failing; the first error is reported
+                pass
+        if not is_backend_failure(e):
+            raise
+        what = "failed on its first run" if eng is not None else "failed to start"
+        log(f"{c.label} {what}: {one_line(e)}; trying the next backend")
+        failures.append((c, e))
+        return None, None
+
+
+def _why(engine: BaseEngine, sel: Selection) -> str:
     why = sel.reason
     if sel.skipped:
         why += "; not used: " + "; ".join(sel.skipped)
-    return engine, f"{engine.describe()} — {why}"
+    return f"{engine.describe()} — {why}"

@@ -1,11 +1,20 @@
-"""TensorRT backend: an engine built by ``python -m export trt``, run on the current CUDA stream
-with torch tensors (TensorRT 10 API: named I/O tensors, ``set_input_shape``,
-``set_tensor_address``, ``execute_async_v3``).
+"""TensorRT backend: an engine built by ``python -m export trt``, run with torch tensors
+(TensorRT 10 API: named I/O tensors, ``set_input_shape``, ``set_tensor_address``,
+``execute_async_v3``).
 
-The engine's sidecar JSON is checked first: an engine built with another TensorRT version or on
-another GPU is refused with :class:`EngineMismatchError`, which gives the rebuild command.
-Batches above the profile's max batch are split (BaseEngine). No host synchronisation: the output
-is ordered after the run on the same stream, as any torch op would be.
+The engine's sidecar JSON is checked first, against the GPU the engine is opened on: an engine
+built with another TensorRT version or on another GPU model is refused with
+:class:`EngineMismatchError`, which gives the rebuild command. Batches above the profile's max
+batch are split (BaseEngine); batches below its min are padded.
+
+Streams: TensorRT runs on the engine's own CUDA stream (enqueueing on the legacy default stream
+makes TensorRT warn on every call and synchronise), ordered with torch: that stream waits for
+the torch stream of the engine's device before the run (the crops are written), and the torch
+stream waits for it after (anything reading the output comes later). No host synchronisation.
+Every CUDA call runs under ``torch.cuda.device(self.device)``.
+
+Style-as-input engines bind the style as one 1 x latent row when the engine's profile allows it
+(engines built here do), else as one identical row per crop.
 """
 from __future__ import annotations
 
@@ -46,7 +55,7 @@ class TensorRTEngine(BaseEngine):
         if dev.type != "cuda":
             raise CudaUnavailableError("TensorRT engines run on CUDA only; use --device cuda")
         path = Path(engine_path)
-        sidecar = check_engine(path) if check else read_sidecar(path)
+        sidecar = check_engine(path, device_index=dev.index or 0) if check else read_sidecar(path)
         self.sidecar = sidecar
         self.path = path
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -89,29 +98,46 @@ class TensorRTEngine(BaseEngine):
         if info is not None and info.style is not None:
             self.style = StyleCode.from_dict(info.style)
         self._z = None
+        self._style_rows = 1
         if self.style_name:
             self.style = as_style(style, latent) if style is not None else (
                 self.style or StyleCode.default(latent))
-            self._z = self.style.tensor(dev)
+            s_lo = engine.get_tensor_profile_shape(self.style_name, 0)[0]
+            self._style_rows = 1 if int(s_lo[0]) <= 1 else 0      # 0: one row per crop
+            self._z = self.style.tensor(dev).expand(self.max_batch, -1).contiguous()
+        with torch.cuda.device(dev):
+            self._stream = torch.cuda.Stream(device=dev)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         if n < self.min_batch:          # the profile's minimum: pad, then drop the padding
             pad = x[-1:].expand(self.min_batch - n, *x.shape[1:])
             return self._run(torch.cat([x, pad]))[:n]
+        with torch.cuda.device(self.device):
+            return self._enqueue(x, n)
+
+    def _enqueue(self, x: torch.Tensor, n: int) -> torch.Tensor:
         xg = to_graph_input(x, self.io_mode, self.in_dtype)
         out = torch.empty(graph_output_shape(n, self.size, self.io_mode), dtype=self.out_dtype,
                           device=self.device)
         ctx = self._context
-        ctx.set_input_shape(self.input_name, tuple(xg.shape))
-        ctx.set_tensor_address(self.input_name, xg.data_ptr())
+        ok = ctx.set_input_shape(self.input_name, tuple(xg.shape))
+        ok = ctx.set_tensor_address(self.input_name, xg.data_ptr()) and ok
         if self.style_name:
-            ctx.set_input_shape(self.style_name, tuple(self._z.shape))
-            ctx.set_tensor_address(self.style_name, self._z.data_ptr())
-        ctx.set_tensor_address(self.output_name, out.data_ptr())
-        stream = torch.cuda.current_stream(self.device)
-        if not ctx.execute_async_v3(stream.cuda_stream):
+            z = self._z[:1] if self._style_rows == 1 else self._z[:n]
+            ok = ctx.set_input_shape(self.style_name, tuple(z.shape)) and ok
+            ok = ctx.set_tensor_address(self.style_name, z.data_ptr()) and ok
+        ok = ctx.set_tensor_address(self.output_name, out.data_ptr()) and ok
+        if ok is False:
+            raise EngineError(f"TensorRT refused a batch of {n} (outside the engine's profile "
+                              f"{self.min_batch}..{self.max_batch}?)")
+        torch_stream = torch.cuda.current_stream(self.device)
+        self._stream.wait_stream(torch_stream)              # crops written before TensorRT reads
+        if not ctx.execute_async_v3(self._stream.cuda_stream):
             raise EngineError(f"TensorRT execution failed for a batch of {n}")
+        # Readers of `out` come after on the torch stream; xg and out are freed to that stream's
+        # pool, whose later work is ordered after TensorRT's by this wait.
+        torch_stream.wait_stream(self._stream)
         return from_graph_output(out, self.io_mode)
 
     def close(self) -> None:
@@ -126,7 +152,8 @@ class TensorRTDynamicStyleEngine(TensorRTEngine):
 
     def set_style(self, style) -> None:
         style = as_style(style, self.latent_dim)
-        self._z.copy_(style.tensor(self.device))
+        with torch.cuda.device(self.device):
+            self._z.copy_(style.tensor(self.device).expand_as(self._z))
         self.style = style
 
 
