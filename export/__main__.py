@@ -1,4 +1,4 @@
-"""``python -m export onnx|quantize|trt|verify``.
+"""Export a GNR generator: ONNX graphs, int8 quantization, TensorRT engines, parity checks.
 
     python -m export onnx --checkpoint CKPT [--style SEED | --style-image IMG |
                           --style-vector FILE | --dynamic-style] -o model.onnx
@@ -57,7 +57,7 @@ def _add_style(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m export", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="{onnx,quantize,trt,verify}")
 
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quantize to int8 with onnxruntime (static QDQ, calibrated on face crops)")
     _add_quant_options(p)
 
-    q = sub.add_parser("quantize", help="int8-quantize an fp32 graph written by `onnx`")
+    q = sub.add_parser("quantize", help="int8-quantize an fp32 graph written by 'onnx'")
     q.add_argument("model", type=Path, help="an fp32 .onnx written by python -m export onnx")
     q.add_argument("-o", "--output", type=Path, required=True)
     _add_quant_options(q)
@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=_batch, default=(1, 4, 8), metavar="MIN:OPT:MAX",
                    help="optimization profile over the batch (default 1:4:8)")
     t.add_argument("--timing-cache", type=Path, default=None,
-                   help="persistent timing cache (default ~/.cache/gnr-anime/trt-timing.cache)")
+                   help="persistent timing cache (default: one per GPU model and TensorRT version, "
+                        "~/.cache/gnr-anime/trt-timing-<gpu>-sm<cc>-trt<version>.cache)")
     t.add_argument("--workspace-gb", type=float, default=4.0, help="builder workspace (default 4)")
     t.add_argument("--log", type=Path, default=None, help="build log (default ENGINE.build.log)")
     t.add_argument("--verbose", action="store_true", help="print TensorRT's verbose log")
@@ -293,7 +294,8 @@ def main(argv=None) -> int:
                 "verify": cmd_verify}[args.command](args, out)
     except (CliError, CheckpointError, StyleError, ExportError, BuildError, EngineError,
             FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        from training.messages import one_line
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; nothing was written (exports are atomic)", file=sys.stderr)

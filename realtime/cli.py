@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .compose import (BACKENDS, DEMO_CHECKPOINT, DEMO_VIDEO, MODELS, ConfigError, FaceOptions,
-                      ModelOptions)
+from .compose import (BACKENDS, DEMO_CHECKPOINT, DEMO_VIDEO, MODELS, PASTE_MODES, ConfigError,
+                      FaceOptions, ModelOptions)
 
 __all__ = ["UsageError", "DEMO_CHECKPOINT", "DEMO_VIDEO", "add_model_arguments",
            "add_face_arguments", "add_verbosity", "model_options", "face_options",
@@ -51,6 +51,14 @@ def add_face_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crop-widen", type=float, default=1.0,
                    help="crop more (>1) or less (<1) around the face than the model's template, "
                         "0.25..4 (default 1)")
+    g.add_argument("--paste", choices=list(PASTE_MODES), default="head",
+                   help="what the anime crop replaces: 'head' the person's head and hair "
+                        "(default), 'face' the inner face only, 'box' the whole crop, faded")
+    g.add_argument("--match-colour", action="store_true",
+                   help="tint the anime face to the real face's mean colour under the frame's light")
+    g.add_argument("--deflicker", action="store_true",
+                   help="less flicker: blend each anime crop with the last one, moved along by "
+                        "the face's optical flow (no lag; costs a few ms a face on the CPU)")
 
 
 def add_verbosity(p: argparse.ArgumentParser) -> None:
@@ -74,7 +82,8 @@ def model_options(args, *, dynamic_style: bool = False, default_demo: bool = Fal
 def face_options(args) -> FaceOptions:
     return FaceOptions(max_faces=args.max_faces, min_face=args.min_face,
                        smooth_min_cutoff=args.smooth_min_cutoff, smooth_beta=args.smooth_beta,
-                       crop_widen=args.crop_widen)
+                       crop_widen=args.crop_widen, paste=args.paste,
+                       match_colour=args.match_colour, deflicker=args.deflicker)
 
 
 def apply_process_settings(engine, log, verbose: bool = False) -> None:
@@ -85,11 +94,13 @@ def apply_process_settings(engine, log, verbose: bool = False) -> None:
       own thread pool, where one thread each is much faster than contending pools;
     * ``cudnn.benchmark`` on a CUDA engine: the shapes are fixed, so cuDNN times its algorithms
       once (the authors' predict.py does the same);
-    * MediaPipe's and absl's own log lines are silenced unless ``verbose``.
+    * MediaPipe's native log lines (absl, TensorFlow Lite) are held back unless ``verbose``
+      (:func:`realtime.faces.detect.show_native_logs`; their own switches, ``GLOG_minloglevel``
+      and ``TF_CPP_MIN_LOG_LEVEL``, do not reach them).
     """
-    import os
-
     import torch
+
+    from .faces.detect import show_native_logs
 
     said = []
     dev = getattr(engine, "device", None)
@@ -100,13 +111,7 @@ def apply_process_settings(engine, log, verbose: bool = False) -> None:
     if dev_type == "cuda":
         torch.backends.cudnn.benchmark = True
         said.append("cudnn.benchmark on")
-    if not verbose:
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            from absl import logging as absl_logging
-            absl_logging.set_verbosity(absl_logging.ERROR)
-        except ImportError:
-            pass
-    if verbose and said:
+    show_native_logs(verbose)
+    if verbose:
+        said.append("MediaPipe's own log shown")
         log("process: " + ", ".join(said))

@@ -32,17 +32,21 @@ from typing import Any, Callable, Sequence
 from training.device import DeviceError, parse_device
 from training.messages import one_line
 
+from .faces.composite import PASTE_MODES
 from .pipeline import OUTPUT_MODES, Pipeline, PipelineStats, output_size
 
 __all__ = ["ASSETS", "DEMO_VIDEO", "DEMO_CHECKPOINT", "MODELS", "BACKENDS", "ConfigError",
            "ModelOptions", "FaceOptions", "PipelineConfig", "OpenedModel", "FileInput",
            "LoopedInput", "CameraInput", "FileOutput", "StreamOutput", "VirtualCameraOutput",
-           "open_model", "open_source", "make_sinks", "build_pipeline", "pipeline_device"]
+           "open_model", "open_source", "make_sinks", "build_pipeline", "pipeline_device",
+           "PASTE_MODES"]
 
 ASSETS = Path(__file__).with_name("assets")
 DEMO_VIDEO = ASSETS / "demo.mp4"
 DEMO_CHECKPOINT = ASSETS / "demo_model.pt"
 MODELS = ("demo", "identity")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
 
@@ -116,13 +120,24 @@ class ModelOptions:
 
 @dataclass(frozen=True)
 class FaceOptions:
-    """Face tracking and framing (the ``faces`` flags of every app)."""
+    """Face tracking, framing and paste-back (the ``faces`` flags of every app).
+
+    ``paste``: ``head`` (the anime head replaces the person's head and hair; the default for
+    every model — the identity model too, so that ``--model identity`` runs and checks the same
+    stages as a GNR model, segmentation included), ``face`` (the inner-face ellipse) or ``box``
+    (the whole crop, faded at its edges). ``match_colour``: scale the stylised face's colours to
+    the real face's mean colour under the frame's light. ``deflicker``: blend each stylised crop
+    with the previous one carried along by the input's optical flow
+    (:class:`~realtime.faces.temporal.FlowBlend`)."""
 
     max_faces: int = 1
     min_face: float = 40.0
     smooth_min_cutoff: float | None = None
     smooth_beta: float | None = None
     crop_widen: float = 1.0
+    paste: str = "head"
+    match_colour: bool = False
+    deflicker: bool = False
 
     def __post_init__(self) -> None:
         _check(1 <= int(self.max_faces) <= 16, f"--max-faces must be within 1..16, got {self.max_faces}")
@@ -135,6 +150,11 @@ class FaceOptions:
                f"--smooth-beta must be >= 0, got {self.smooth_beta}")
         _check(math.isfinite(self.crop_widen) and 0.25 <= self.crop_widen <= 4.0,
                f"--crop-widen must be within 0.25..4, got {self.crop_widen}")
+        _check(self.paste in PASTE_MODES,
+               f"--paste must be one of {', '.join(PASTE_MODES)}, got {self.paste!r}")
+        _check(isinstance(self.match_colour, bool),
+               f"--match-colour is on or off, got {self.match_colour!r}")
+        _check(isinstance(self.deflicker, bool), f"--deflicker is on or off, got {self.deflicker!r}")
 
 
 @dataclass(frozen=True)
@@ -210,7 +230,8 @@ def pipeline_device(engine) -> str:
 # =============================================================================================
 @dataclass(frozen=True)
 class FileInput:
-    """A video file, every frame in order (file mode)."""
+    """A video file, every frame in order (file mode), or a still photo (one frame; chosen by
+    the suffix, :data:`realtime.sources.PHOTO_SUFFIXES`)."""
     path: Path
 
 
@@ -238,10 +259,10 @@ class CameraInput:
 
 def open_source(spec):
     """The source a spec names (MediaError for a file or camera that cannot be used)."""
-    from .sources import CameraSource, LoopingFileSource, VideoFileSource
+    from .sources import CameraSource, ImageSource, LoopingFileSource, VideoFileSource, is_photo
 
     if isinstance(spec, FileInput):
-        return VideoFileSource(spec.path)
+        return ImageSource(spec.path) if is_photo(spec.path) else VideoFileSource(spec.path)
     if isinstance(spec, LoopedInput):
         return LoopingFileSource(spec.path, loop=spec.loop, paced=spec.paced,
                                  max_frames=spec.max_frames)
@@ -255,24 +276,42 @@ def open_source(spec):
 # =============================================================================================
 @dataclass(frozen=True)
 class FileOutput:
-    """A video file written atomically. For conversions, ``audio_from`` names the file whose
-    sound is copied, and ``keep_timing`` keeps the source's timestamps, rotation and pixel
-    aspect (a live recording has its own clock instead)."""
+    """A video file written atomically, or a still image when the suffix names one
+    (:data:`realtime.sources.PHOTO_SUFFIXES`). For conversions, ``audio_from`` names the file
+    whose sound is copied, and ``keep_timing`` keeps the source's timestamps, rotation, pixel
+    aspect and (into .mov/.mkv) its editing format. ``keep_timing=False`` is a live recording:
+    frames are stamped with the time they are written, and ``live_audio=True`` gives it a sound
+    track fed by ``write_audio`` (the live sound, :mod:`realtime.audio`).
+    ``codec`` None: the encoder follows the container (:func:`realtime.sinks.choose_encoding`)."""
     path: Path
     codec: str | None = None
     crf: int = 18
     preset: str = "veryfast"
     audio_from: Path | None = None
     keep_timing: bool = True
+    live_audio: bool = False
 
     def __post_init__(self) -> None:
         _check(0 <= int(self.crf) <= 51, f"--crf must be within 0..51, got {self.crf}")
+        _check(self.preset in X264_PRESETS,
+               f"--preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
+        _check(not self.live_audio or (not self.keep_timing and self.audio_from is None),
+               f"{self.path}: live sound goes into a live recording (keep_timing=False) that "
+               "copies no other sound")
 
 
 @dataclass(frozen=True)
 class StreamOutput:
-    """A live MPEG-TS stream, e.g. ``udp://127.0.0.1:5000``."""
+    """A live MPEG-TS stream, ``udp://HOST:PORT`` or ``tcp://HOST:PORT``. The URL's form is
+    checked here; its host and connection when the sink is made. ``audio=True``: it carries the
+    live sound too (fed by ``write_audio``)."""
     url: str
+    audio: bool = False
+
+    def __post_init__(self) -> None:
+        from .sinks import stream_url_problem
+        problem = stream_url_problem(self.url)
+        _check(problem is None, f"--stream {self.url}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -285,22 +324,26 @@ def make_sinks(specs: Sequence, size: tuple[int, int], fps: float, *, source=Non
                device: str = "cpu", warn: Callable[[str], None] = lambda m: None) -> list:
     """Sinks for the output specs at ``size`` (ready sink objects pass through). If one fails,
     those already made are aborted and the error is raised (an optional virtual camera only
-    warns)."""
-    from .sinks import StreamSink, VideoFileSink, VirtualCameraSink, pick_video_codec
-    from .sources import MediaError
+    warns). ``warn`` also hears of an encoder fallback and of a stream dropped mid-run."""
+    from .sinks import ImageFileSink, StreamSink, VideoFileSink, VirtualCameraSink
+    from .sources import MediaError, is_photo
 
     w, h = size
     made: list = []
     try:
         for spec in specs:
-            if isinstance(spec, FileOutput):
+            if isinstance(spec, FileOutput) and is_photo(spec.path):
+                made.append(ImageFileSink(spec.path, width=w, height=h))
+            elif isinstance(spec, FileOutput):
                 info = getattr(source, "info", None) if spec.keep_timing else None
                 made.append(VideoFileSink(spec.path, width=w, height=h, info=info,
                                           audio_from=str(spec.audio_from) if spec.audio_from else None,
                                           crf=spec.crf, preset=spec.preset, fps=fps,
-                                          codec=pick_video_codec(spec.codec, device)))
+                                          codec=spec.codec, device=device, warn=warn,
+                                          live=not spec.keep_timing, live_audio=spec.live_audio))
             elif isinstance(spec, StreamOutput):
-                made.append(StreamSink(spec.url, width=w, height=h, fps=fps))
+                made.append(StreamSink(spec.url, width=w, height=h, fps=fps, warn=warn,
+                                       audio=spec.audio))
             elif isinstance(spec, VirtualCameraOutput):
                 try:
                     cam = VirtualCameraSink(width=w, height=h, fps=fps)
@@ -335,10 +378,13 @@ def build_pipeline(cfg: PipelineConfig, source, engine, sinks: Sequence = (), *,
 
     ``sinks``: output specs (made here at the output size the mode gives) or ready sinks.
     The returned pipeline has ``output_size`` (width, height) and ``fps``; it owns the tracker
-    and closes it when its run ends."""
+    (and the head paste's masker) and closes them when its run ends. The ``head`` paste extends
+    the anime hair beyond the crop for a stylising model, not for the identity model (it draws
+    no anime hair)."""
     import dataclasses
 
-    from .faces import Aligner, Compositor, CropTemplate, FaceTracker, OneEuroConfig, TrackerConfig
+    from .faces import (Aligner, Compositor, CropTemplate, FaceTracker, FlowBlend, HeadMasker,
+                        OneEuroConfig, TrackerConfig)
 
     f = cfg.faces
     crop = int(engine.size)
@@ -353,9 +399,13 @@ def build_pipeline(cfg: PipelineConfig, source, engine, sinks: Sequence = (), *,
     made = make_sinks(sinks, size, fps, source=source, device=device, warn=warn)
     tracker = FaceTracker(TrackerConfig(max_faces=f.max_faces, min_face_px=f.min_face,
                                         smoothing=smooth), template=template)
+    identity = getattr(engine, "name", "") == "identity"
+    compositor = Compositor(template, mode=f.paste, match_colour=f.match_colour, extend_hair=not identity)
+    masker = HeadMasker(template) if f.paste == "head" and cfg.output != "crop" else None
+    deflicker = FlowBlend() if f.deflicker else None
     pipe = Pipeline(source, tracker, Aligner(template, device=None if device == "cpu" else device),
-                    engine, Compositor(template), made, live=cfg.live, output=cfg.output,
+                    engine, compositor, made, live=cfg.live, output=cfg.output,
                     device=device, batch_frames=cfg.batch_frames, on_output=on_output,
-                    stats=stats)
+                    stats=stats, masker=masker, deflicker=deflicker)
     pipe.output_size, pipe.fps = size, fps
     return pipe

@@ -1,13 +1,17 @@
-"""Batch conversion: every face in a video drawn as an anime face with one locked style.
+"""Batch conversion: every face in a video or photo drawn as an anime face with one locked style.
 
     python -m realtime.convert                               # the shipped demo, side by side
     python -m realtime.convert talk.mp4 -o talk_anime.mp4 --checkpoint ckpt/001500.pt --style 7
     python -m realtime.convert clips/ -o out/ --jobs 2 --output-mode side-by-side
+    python -m realtime.convert photo.jpg --checkpoint ckpt/001500.pt       # -> photo_anime.jpg
     python -m realtime.convert talk.mp4 -o check.mp4 --model identity   # tracking + paste only
 
 Keeps the audio (copied), the timestamps (variable frame rate stays variable), the rotation
-metadata and the pixel aspect. Outputs are written to a temporary file beside the target and
-renamed at the end: Ctrl-C, SIGTERM or an error leaves no partial file and exits non-zero.
+metadata and the pixel aspect; the encoder follows the output's container (VP9 for .webm, H.264
+otherwise; a ProRes, DNxHR, 10-bit or 4:2:2 input keeps its format in .mov/.mkv). Photos
+(jpg, png, webp, bmp, tif) give a photo of the same format, upright (EXIF orientation applied).
+Outputs are written to a temporary file beside the target and renamed at the end: Ctrl-C,
+SIGTERM, SIGHUP or an error leaves no partial file and exits non-zero.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -26,8 +30,10 @@ from training.messages import one_line
 from . import cli
 from .compose import (DEMO_VIDEO, ConfigError, FileInput, FileOutput, PipelineConfig,
                       build_pipeline, open_model, open_source)
-from .sources import MediaError
+from .sinks import VIDEO_OUTPUT_SUFFIXES, codec_problem, photo_output_suffix
+from .sources import PHOTO_SUFFIXES, MediaError, is_photo
 
+PHOTO_MAX_FACES = 16          # a photo converts every face unless --max-faces says otherwise
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts", ".mts", ".flv", ".wmv"}
 OUTPUT_SUFFIX = "_anime"
 
@@ -43,6 +49,7 @@ class Job:
     faces: int = 0
     seconds: float = 0.0
     summary: dict | None = None
+    notes: list[str] = field(default_factory=list)    # e.g. an encoder fallback
 
     @property
     def message(self) -> str:
@@ -72,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch the faces of up to this many consecutive frames (default 4)")
     cli.add_model_arguments(p)
     cli.add_face_arguments(p)
+    max_faces = next(a for a in p._actions if a.dest == "max_faces")
+    max_faces.default = None                    # unset: 1 for videos, every face in a photo
+    max_faces.help = (f"faces to track per frame, 1..16 (default 1 for videos; {PHOTO_MAX_FACES}, "
+                      "every face, for photos)")
     cli.add_verbosity(p)
     return p
 
@@ -83,11 +94,30 @@ def is_own_output(path: Path) -> bool:
     return path.stem.endswith(OUTPUT_SUFFIX)
 
 
+def output_suffix(path: Path) -> str:
+    """The default output's suffix: a photo keeps its format, a video its container where we
+    write it (else MP4)."""
+    s = path.suffix.lower()
+    if is_photo(path):
+        return photo_output_suffix(s)
+    return s if s in VIDEO_OUTPUT_SUFFIXES else ".mp4"
+
+
+def default_output(path: Path, folder: Path | None = None) -> Path:
+    """``<stem>_anime<suffix>`` beside the input, or in ``folder``."""
+    return (folder if folder is not None else path.parent) / (path.stem + OUTPUT_SUFFIX + output_suffix(path))
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
 def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[str]]:
     """The files to convert, and notes on what a folder held that was skipped (hidden files
-    such as a leftover ``.x.part.mp4``, our own ``*_anime`` outputs, non-videos)."""
+    such as a leftover ``.x.part.mp4``, our own ``*_anime`` outputs, other files)."""
     files: list[Path] = []
     notes: list[str] = []
+    known = VIDEO_SUFFIXES | PHOTO_SUFFIXES
     for item in inputs:
         if not item.exists():
             raise ConfigError(f"{item}: no such file or folder")
@@ -101,21 +131,33 @@ def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[str]]:
                 continue
             if f.name.startswith("."):
                 hidden += 1
-            elif f.suffix.lower() not in VIDEO_SUFFIXES:
+            elif f.suffix.lower() not in known:
                 other += 1
             elif is_own_output(f):
                 own += 1
             else:
                 found.append(f)
-        skipped = [f"{n} {what}" for n, what in ((hidden, "hidden"), (own, f"earlier output(s) (*{OUTPUT_SUFFIX})"),
-                                                 (other, "non-video")) if n]
+        skipped = [text for n, text in ((hidden, _count(hidden, "hidden file")),
+                                        (own, _count(own, f"earlier output") + f" (*{OUTPUT_SUFFIX})"),
+                                        (other, _count(other, "other file"))) if n]
         if skipped:
-            notes.append(f"{item}: skipped {', '.join(skipped)} file(s)")
+            notes.append(f"{item}: skipped {', '.join(skipped)}")
         if not found:
-            raise ConfigError(f"{item}: the folder holds no video files to convert "
-                              f"({', '.join(sorted(VIDEO_SUFFIXES))})")
+            raise ConfigError(f"{item}: the folder holds no videos or photos to convert")
         files += found
     return files, notes
+
+
+def _check_output_kind(job_input: Path, output: Path) -> None:
+    """A photo becomes a photo, a video a video, each in a format we write."""
+    s = output.suffix.lower()
+    if is_photo(job_input):
+        if not is_photo(output) or photo_output_suffix(s) != s:
+            raise ConfigError(f"-o/--output {output}: a photo converts to an image "
+                              "(.jpg, .png, .webp, .bmp, .tif)")
+    elif s not in VIDEO_OUTPUT_SUFFIXES:
+        raise ConfigError(f"-o/--output {output}: a video converts to a video file "
+                          f"({', '.join(VIDEO_OUTPUT_SUFFIXES)})")
 
 
 def plan_jobs(inputs: list[Path], out: Path | None, overwrite: bool) -> tuple[list[Job], list[str]]:
@@ -126,7 +168,7 @@ def plan_jobs(inputs: list[Path], out: Path | None, overwrite: bool) -> tuple[li
     if out is None:
         if several:
             raise ConfigError("-o/--output: give an output folder for several inputs")
-        out = files[0].with_name(files[0].stem + OUTPUT_SUFFIX + ".mp4")
+        out = default_output(files[0])
     if several:
         if out.exists() and not out.is_dir():
             raise ConfigError(f"-o/--output: {out} is a file; several inputs need a folder")
@@ -134,15 +176,16 @@ def plan_jobs(inputs: list[Path], out: Path | None, overwrite: bool) -> tuple[li
             if not out.parent.is_dir():
                 raise ConfigError(f"-o/--output: the folder {out.parent} does not exist")
             out.mkdir()
-        jobs = [Job(f, out / (f.stem + OUTPUT_SUFFIX + ".mp4")) for f in files]
+        jobs = [Job(f, default_output(f, out)) for f in files]
     else:
         if out.is_dir():
-            out = out / (files[0].stem + OUTPUT_SUFFIX + ".mp4")
+            out = default_output(files[0], out)
         elif not out.parent.is_dir():
             raise ConfigError(f"-o/--output: the folder {out.parent} does not exist")
         jobs = [Job(files[0], out)]
     seen: set[Path] = set()
     for j in jobs:
+        _check_output_kind(j.input, j.output)
         if j.output.resolve() == j.input.resolve():
             raise ConfigError(f"-o/--output: {j.output} is the input itself")
         if j.output.resolve() in seen:
@@ -151,6 +194,16 @@ def plan_jobs(inputs: list[Path], out: Path | None, overwrite: bool) -> tuple[li
         if j.output.exists() and not overwrite:
             j.status, j.reason = "skipped", "output exists (use --overwrite)"
     return jobs, notes
+
+
+def check_codec(codec: str | None, jobs: list[Job]) -> None:
+    """``--codec`` must open here and fit every video output's container."""
+    if not codec:
+        return
+    for suffix in sorted({j.output.suffix.lower() for j in jobs if not is_photo(j.output)}):
+        problem = codec_problem(codec, suffix)
+        if problem:
+            raise ConfigError(f"--codec {codec}: {problem}")
 
 
 # =============================================================================================
@@ -166,9 +219,10 @@ def convert_file(job: Job, engine, cfg: PipelineConfig, out: FileOutput, *,
     try:
         source = open_source(FileInput(job.input))
         spec = FileOutput(job.output, codec=out.codec, crf=out.crf, preset=out.preset,
-                          audio_from=job.input)
+                          audio_from=None if is_photo(job.input) else job.input)
         pipe = build_pipeline(cfg, source, engine, [spec],
-                              on_output=(lambda f, w: on_frame()) if on_frame else None)
+                              on_output=(lambda f, w: on_frame()) if on_frame else None,
+                              warn=job.notes.append)
         if started is not None:
             started(pipe)
         stats = pipe.run()
@@ -186,10 +240,11 @@ class Converter:
     """Runs the jobs (several at once with ``jobs > 1``, sharing one engine), with a progress bar."""
 
     def __init__(self, engine, cfg: PipelineConfig, out: FileOutput, jobs: int, console,
-                 progress: bool | None = None):
+                 progress: bool | None = None, photo_cfg: PipelineConfig | None = None):
         from .engines.base import SharedEngine
         self.engine = engine if isinstance(engine, SharedEngine) else SharedEngine(engine)
         self.cfg, self.out, self.jobs, self.console = cfg, out, max(1, jobs), console
+        self.photo_cfg = photo_cfg or cfg
         self.show_progress = console.is_terminal if progress is None else progress
         self._pipelines: set = set()
         self._lock = threading.Lock()
@@ -211,7 +266,8 @@ class Converter:
         if self.interrupted:
             job.status, job.reason = "interrupted", "not started"
             return job
-        return convert_file(job, self.engine, self.cfg, self.out, on_frame=tick, started=self._started)
+        cfg = self.photo_cfg if is_photo(job.input) else self.cfg
+        return convert_file(job, self.engine, cfg, self.out, on_frame=tick, started=self._started)
 
     def run(self, jobs: list[Job]) -> list[Job]:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -220,6 +276,9 @@ class Converter:
         todo = [j for j in jobs if j.status == "pending"]
         total = 0
         for j in todo:
+            if is_photo(j.input):
+                total += 1
+                continue
             try:
                 info = probe(j.input)
                 total += info.frames or int(round((info.duration_s or 0) * info.fps))
@@ -230,7 +289,7 @@ class Converter:
                    TextColumn("{task.fields[fps]:>6.1f} fps"), TimeRemainingColumn()]
         with Progress(*columns, console=self.console, transient=False,
                       disable=not self.show_progress) as progress:
-            task = progress.add_task(f"{len(todo)} video(s)", total=total or None, fps=0.0)
+            task = progress.add_task(_count(len(todo), "file"), total=total or None, fps=0.0)
             t0 = time.monotonic()
 
             def tick():
@@ -303,20 +362,43 @@ def main(argv=None) -> int:
     from rich.console import Console
     console = Console(stderr=True)
     args = build_parser().parse_args(argv)
+    jobs: list[Job] = []
+    with _Stop() as stop:                 # from here on, any stop is one line and no output
+        try:
+            return _run(args, console, jobs)
+        except KeyboardInterrupt:
+            if len(jobs) > 1:
+                print_summary(console, jobs)
+            why = "Ctrl-C" if stop.signum == signal.SIGINT else signal.Signals(stop.signum).name
+            console.print(f"[red]interrupted[/] ({why}): unfinished outputs were not written",
+                          soft_wrap=True)
+            return 128 + int(stop.signum)
+
+
+def _run(args, console, jobs: list[Job]) -> int:
+    """Check every option and output, open the model, convert ``jobs`` (filled in here)."""
     demo = not args.inputs
     try:
         if args.jobs < 1:
             raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
         inputs = [DEMO_VIDEO] if demo else list(args.inputs)
         mode = args.output_mode or ("side-by-side" if demo else "composite")
-        cfg = PipelineConfig(faces=cli.face_options(args), output=mode, live=False,
-                             batch_frames=args.batch_frames)
+        unset = args.max_faces is None
+        faces = cli.face_options(argparse.Namespace(**{**vars(args), "max_faces": 1 if unset else args.max_faces}))
+        cfg = PipelineConfig(faces=faces, output=mode, live=False, batch_frames=args.batch_frames)
+        photo_cfg = replace(cfg, faces=replace(faces, max_faces=PHOTO_MAX_FACES)) if unset else cfg
         out_opts = FileOutput(Path("unused.mp4"), codec=args.codec, crf=args.crf, preset=args.preset)
-        model_opts = cli.model_options(args, default_demo=demo)
+        model_opts = cli.model_options(args, default_demo=True)
+        if not demo and args.model is None and args.checkpoint is None and args.engine_file is None:
+            console.print("note: no model given: using the small demo model shipped with the "
+                          "package (crude); give --checkpoint CKPT for real results",
+                          soft_wrap=True, highlight=False)
         out = args.out if args.out is not None else (Path("gnr_demo.mp4") if demo else None)
-        jobs, notes = plan_jobs(inputs, out, args.overwrite or (demo and args.out is None))
+        planned, notes = plan_jobs(inputs, out, args.overwrite or (demo and args.out is None))
+        check_codec(args.codec, planned)
+        jobs[:] = planned
         for n in notes:
-            console.print(f"note: {n}", soft_wrap=True)
+            console.print(f"note: {n}", soft_wrap=True, highlight=False)
         model = open_model(model_opts, log=lambda m: console.print(f"note: {m}", soft_wrap=True))
     except (ConfigError, MediaError) as e:
         console.print(f"[red]error:[/] {one_line(e)}", soft_wrap=True)
@@ -325,28 +407,24 @@ def main(argv=None) -> int:
     if args.verbose:
         console.print(f"  {model.details}", soft_wrap=True, highlight=False)
     cli.apply_process_settings(model.engine, lambda m: console.print(m, highlight=False), args.verbose)
-    conv = Converter(model.engine, cfg, out_opts, args.jobs, console)
-    with _Stop() as stop:
-        try:
-            conv.run(jobs)
-        except KeyboardInterrupt:
-            if len(jobs) > 1:
-                print_summary(console, jobs)
-            why = "Ctrl-C" if stop.signum == signal.SIGINT else signal.Signals(stop.signum).name
-            console.print(f"[red]interrupted[/] ({why}): unfinished outputs were not written",
-                          soft_wrap=True)
-            return 128 + int(stop.signum)
+    Converter(model.engine, cfg, out_opts, args.jobs, console, photo_cfg=photo_cfg).run(jobs)
     failed = [j for j in jobs if j.status in ("failed", "interrupted")]
     if len(jobs) > 1:
         print_summary(console, jobs)
     for j in jobs:
+        for n in j.notes:
+            console.print(f"note: {n}", soft_wrap=True, highlight=False)
         if j.status == "skipped":
-            console.print(f"skipped {j.output}: {j.reason}", soft_wrap=True)
+            console.print(f"skipped {j.output}: {j.reason}", soft_wrap=True, highlight=False)
+        elif j.status == "done" and is_photo(j.input):
+            console.print(f"wrote {j.output} ({_count(j.faces, 'face')})", soft_wrap=True,
+                          highlight=False)
         elif j.status == "done":
-            console.print(f"wrote {j.output} ({j.frames} frames, {j.faces} faces, "
-                          f"{j.frames / max(j.seconds, 1e-9):.1f} fps)", soft_wrap=True)
+            console.print(f"wrote {j.output} ({_count(j.frames, 'frame')}, "
+                          f"{_count(j.faces, 'face')}, {j.frames / max(j.seconds, 1e-9):.1f} fps)",
+                          soft_wrap=True, highlight=False)
     for j in failed:
-        console.print(f"[red]error:[/] {j.message}", soft_wrap=True)
+        console.print(f"[red]error:[/] {j.message}", soft_wrap=True, highlight=False)
     return 1 if failed else 0
 
 

@@ -1,14 +1,29 @@
-"""Frame sources: video files (PyAV), a file looped as if it were a camera, and real cameras.
+"""Frame sources: video files (PyAV), still photos, a file looped as if it were a camera, and
+real cameras.
 
 Every source yields :class:`realtime.types.Frame` objects (uint8 RGB H×W×3 on the host) with a
 presentation timestamp in seconds and a running index. Video files are turned upright (their
 rotation metadata applied) so faces reach the tracker the right way up; the file sink turns
-them back and writes the same rotation metadata, so the output plays like the input.
+them back and writes the same rotation metadata, so the output plays like the input. Photos are
+turned upright by their EXIF orientation.
+
+A damaged file is never converted in part without a word. Reading fails (MediaError) when:
+
+* an MP4/MOV/AVI file ends inside one of its top-level boxes (RIFF chunks): it was cut short,
+  even one with its index first (``movflags +faststart``), which FFmpeg opens and plays to the
+  cut without an error — found by :func:`probe`, before anything is written;
+* FFmpeg flags a packet as corrupt (a packet cut off by the end of the file) or a packet does
+  not decode;
+* after the last packet, a stream holds fewer packets than the container's index lists, or ends
+  earlier than the duration (or frame count) its container declares for it (Matroska/WebM
+  statistics tags). Durations estimated by FFmpeg (from the bit rate, or the MP4 header's, which
+  variable-frame-rate files often get wrong) are never used, so valid files are not refused.
 """
 from __future__ import annotations
 
 import math
 import os
+import struct
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,7 +32,15 @@ from typing import Iterator
 
 import numpy as np
 
+from training.images import IMAGE_EXTENSIONS
+
 from .types import Frame
+
+PHOTO_SUFFIXES = frozenset(IMAGE_EXTENSIONS)     # still images: read by Pillow, EXIF applied
+
+
+def is_photo(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in PHOTO_SUFFIXES
 
 
 class MediaError(Exception):
@@ -39,6 +62,10 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None
     codec: str
     audio_codec: str | None
+    pix_fmt: str | None = None      # the decoder's pixel format, e.g. yuv422p10le
+    profile: str | None = None      # the codec profile, e.g. "HQ" (ProRes), "DNXHR HQX"
+    container: str = ""             # FFmpeg's demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    declared: tuple["StreamDeclared", ...] = ()   # what the container says each stream holds
 
     @property
     def has_audio(self) -> bool:
@@ -52,6 +79,17 @@ class VideoInfo:
     @property
     def fps(self) -> float:
         return float(self.average_rate) if self.average_rate else 30.0
+
+
+@dataclass(frozen=True)
+class StreamDeclared:
+    """What the container says one stream holds, to check a file was read to its end: the
+    packets its index lists, and (Matroska statistics tags) its end time and frame count."""
+    index: int
+    kind: str
+    indexed_packets: int = 0
+    end_s: float | None = None
+    frames: int | None = None
 
 
 def _av():
@@ -75,8 +113,9 @@ def _open_input(path: str | os.PathLike):
 
 
 def _reason(e: Exception) -> str:
-    msg = getattr(e, "strerror", None) or str(e)
-    return str(msg).splitlines()[0] if msg else type(e).__name__
+    """FFmpeg's own words for an error (PyAV's ``strerror``), on one line."""
+    from training.messages import one_line
+    return one_line(str(getattr(e, "strerror", None) or "")) or one_line(e)
 
 
 def _rotation(container, stream) -> int:
@@ -111,6 +150,12 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         else:
             duration = None
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        fmt = container.format.name
+        cut = (_mp4_cut_short(Path(path)) if "mp4" in fmt or "mov" in fmt else
+               _riff_cut_short(Path(path)) if fmt == "avi" else None)
+        if cut:
+            raise MediaError(f"{path}: the file is truncated ({cut})")
+        declared = _declared(container)
         rotation = _rotation(container, v)
         return VideoInfo(
             path=str(path), width=cc.width, height=cc.height, time_base=Fraction(tb),
@@ -118,9 +163,119 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             start_time_s=start, duration_s=duration, frames=v.frames or None,
             rotation=rotation if rotation in (0, 90, 180, 270) else 0,
             sample_aspect_ratio=Fraction(v.sample_aspect_ratio) if v.sample_aspect_ratio else None,
-            codec=cc.name, audio_codec=audio)
+            codec=cc.name, audio_codec=audio,
+            pix_fmt=cc.format.name if cc.format is not None else None,
+            profile=cc.profile or None, container=container.format.name, declared=declared)
     finally:
         container.close()
+
+
+def _tag(metadata, name: str) -> str | None:
+    """A Matroska statistics tag (``DURATION``, ``NUMBER_OF_FRAMES``, maybe ``-eng``)."""
+    for key, value in (metadata or {}).items():
+        if key.upper() == name or key.upper().startswith(name + "-"):
+            return value
+    return None
+
+
+def _clock(text: str | None) -> float | None:
+    """``HH:MM:SS.fffffffff`` in seconds."""
+    try:
+        h, m, sec = str(text).split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except (TypeError, ValueError):
+        return None
+
+
+def _declared(container) -> tuple[StreamDeclared, ...]:
+    """What the container says each stream holds (see :class:`StreamDeclared`)."""
+    out = []
+    for s in container.streams:
+        frames = _tag(s.metadata, "NUMBER_OF_FRAMES")
+        out.append(StreamDeclared(s.index, s.type, sum(1 for e in s.index_entries or () if e.size > 0),
+                                  _clock(_tag(s.metadata, "DURATION")),
+                                  int(frames) if frames and frames.isdigit() else None))
+    return tuple(out)
+
+
+# Top-level boxes of an MP4/MOV file; walking stops at anything else (e.g. a phone's trailer).
+_MP4_BOXES = {b"ftyp", b"free", b"skip", b"wide", b"mdat", b"moov", b"moof", b"mfra", b"sidx",
+              b"styp", b"uuid", b"meta", b"pdin", b"udta", b"prft", b"emsg"}
+
+
+def _mp4_cut_short(path: Path) -> str | None:
+    """For an MP4/MOV file: which top-level box runs past the end of the file, if one does
+    (the file was cut short; FFmpeg may still open it when the index came first)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        pos = 0
+        while pos + 8 <= size:
+            f.seek(pos)
+            head = f.read(16)
+            n, kind = struct.unpack(">I4s", head[:8])
+            if kind not in _MP4_BOXES:
+                return None
+            if n == 1 and len(head) == 16:
+                n = struct.unpack(">Q", head[8:])[0]
+            elif n == 0:                   # the box runs to the end of the file
+                return None
+            if n < 8:
+                return None
+            if pos + n > size:
+                return (f"the file ends inside its '{kind.decode()}' box: "
+                        f"{size:,} of {pos + n:,} bytes")
+            pos += n
+    return None
+
+
+def _riff_cut_short(path: Path) -> str | None:
+    """For an AVI file: which top-level RIFF chunk runs past the end of the file, if one does."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        pos = 0
+        while pos + 12 <= size:
+            f.seek(pos)
+            kind, n = struct.unpack("<4sI", f.read(8))
+            if kind != b"RIFF":
+                return None
+            end = pos + 8 + n + (n & 1)
+            if end > size:
+                return f"the file ends inside its RIFF chunk: {size:,} of {end:,} bytes"
+            pos = end
+    return None
+
+
+class _Tally:
+    """Packets read and where each stream ends, against what the container declared."""
+
+    def __init__(self, info: VideoInfo):
+        self.declared = {d.index: d for d in info.declared}
+        self.packets: dict[int, int] = {}
+        self.end_s: dict[int, float] = {}
+        self.tolerance_s = 0.1 + 2.0 / info.fps          # a declared end may be a little off
+
+    def add(self, packet) -> None:
+        if packet.size <= 0:
+            return
+        i = packet.stream.index
+        self.packets[i] = self.packets.get(i, 0) + 1
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if ts is not None and packet.time_base is not None:
+            end = float((ts + max(packet.duration or 0, 0)) * packet.time_base)
+            self.end_s[i] = max(self.end_s.get(i, end), end)
+
+    def shortfall(self) -> str | None:
+        """Why the streams look cut short, or None."""
+        for i, d in self.declared.items():
+            n = self.packets.get(i, 0)
+            if n < d.indexed_packets:
+                return f"the {d.kind} stream has {n} of the {d.indexed_packets} packets its index lists"
+            if d.frames is not None and n < d.frames:
+                return f"the {d.kind} stream has {n} of its declared {d.frames} frames"
+            end = self.end_s.get(i)
+            if d.end_s is not None and end is not None and end < d.end_s - self.tolerance_s:
+                return f"the {d.kind} stream ends at {end:.2f} s, its container declares {d.end_s:.2f} s"
+        return None
 
 
 def upright(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -167,32 +322,76 @@ class VideoFileSource:
             if self.threads:
                 stream.codec_context.thread_count = self.threads
             period = 1.0 / info.fps
+            tally = _Tally(info)
             last_t = None
             index = 0
             try:
-                for vf in container.decode(stream):
-                    if vf.pts is not None:
-                        t = float(vf.pts * info.time_base)
-                    else:
-                        t = (last_t + period) if last_t is not None else info.start_time_s
-                    last_t = t
-                    img = upright(vf.to_ndarray(format="rgb24"), info.rotation)
-                    yield Frame(img, t, index)
-                    index += 1
-                    self.frames_read = index
+                for packet in container.demux():      # every stream: their packets are counted
+                    tally.add(packet)
+                    if packet.is_corrupt:
+                        raise MediaError(self._broken(index, last_t, "a packet is cut off or corrupt"))
+                    if packet.stream.index != stream.index:
+                        continue
+                    for vf in packet.decode():
+                        if vf.pts is not None:
+                            t = float(vf.pts * info.time_base)
+                        else:
+                            t = (last_t + period) if last_t is not None else info.start_time_s
+                        last_t = t
+                        img = upright(vf.to_ndarray(format="rgb24"), info.rotation)
+                        yield Frame(img, t, index)
+                        index += 1
+                        self.frames_read = index
             except av.error.FFmpegError as e:
-                raise MediaError(f"{self.path}: the video is corrupt or truncated after frame "
-                                 f"{index} (t={last_t or 0:.2f}s): {_reason(e)}") from None
+                raise MediaError(self._broken(index, last_t, _reason(e))) from None
             if index == 0:
                 raise MediaError(f"{self.path}: no video frame could be decoded "
                                  "(truncated or corrupt file?)")
+            short = tally.shortfall()
+            if short:
+                raise MediaError(f"{self.path}: the file is truncated ({short})")
         finally:
             container.close()
+
+    def _broken(self, index: int, last_t: float | None, why: str) -> str:
+        return (f"{self.path}: the video is corrupt or truncated after frame {index} "
+                f"(t={last_t or 0:.2f}s): {why}")
+
+
+class ImageSource:
+    """A still photo as a one-frame source, upright (EXIF orientation applied), RGB."""
+
+    fps = 1.0
+    info = None                        # no timing, audio or rotation to keep
+
+    def __init__(self, path: str | os.PathLike):
+        from training.images import ImageReadError, read_image_rgb
+        from training.messages import one_line
+        self.path = str(path)
+        p = Path(path)
+        if p.is_file() and p.stat().st_size == 0:
+            raise MediaError(f"{path}: the file is empty (0 bytes)")
+        try:
+            self.image = read_image_rgb(path)
+        except Exception as e:  # noqa: BLE001 - ImageReadError, Pillow's decompression-bomb refusal
+            why = one_line(e)
+            if isinstance(e, ImageReadError) and "): " in why:
+                why = why.split("): ", 1)[1]          # Pillow's own words, after our reader's
+            why = why.replace(f" '{path}'", "").replace(str(path), "the file")
+            raise MediaError(f"{path}: not a readable image ({why})") from None
+        self.frame_size = (self.image.shape[1], self.image.shape[0])
+
+    def __iter__(self) -> Iterator[Frame]:
+        yield Frame(self.image, 0.0, 0)
 
 
 class LoopingFileSource:
     """A video file played as if it were a camera: paced at its frame rate, looped, with
-    timestamps from a monotonic clock (what a camera gives). ``max_frames`` bounds a test run."""
+    timestamps from a monotonic clock (what a camera gives). ``max_frames`` bounds a test run.
+
+    Frame ``i`` of pass ``k`` is due at ``t0 + k * loop_period_s + i / fps``: ``t0`` (the
+    monotonic time the first frame was due; None until iteration starts) and ``loop_period_s``
+    let the file's own sound be played in step (:class:`realtime.audio_io.FileSoundTrack`)."""
 
     def __init__(self, path: str | os.PathLike, *, loop: bool = True, paced: bool = True,
                  max_frames: int | None = None):
@@ -201,6 +400,20 @@ class LoopingFileSource:
         self.loop, self.paced, self.max_frames = loop, paced, max_frames
         self.stopped = False
         self.last_wait_s = 0.0       # pacing sleep before the last frame (not decode time)
+        self.t0: float | None = None
+        self._frames_per_pass: int | None = None
+
+    @property
+    def loop_period_s(self) -> float:
+        """How long one pass lasts when paced: the file's frame count over its frame rate."""
+        if self._frames_per_pass is None:
+            container = _open_input(self.source.path)
+            try:
+                stream = container.streams.video[0]
+                self._frames_per_pass = max(1, sum(1 for p in container.demux(stream) if p.size > 0))
+            finally:
+                container.close()
+        return self._frames_per_pass / self.fps
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -214,7 +427,7 @@ class LoopingFileSource:
         self.stopped = True
 
     def __iter__(self) -> Iterator[Frame]:
-        t0 = time.monotonic()
+        t0 = self.t0 = time.monotonic()
         period = 1.0 / self.info.fps
         index = 0
         while not self.stopped:

@@ -6,12 +6,17 @@ the same keys (so the authors' code loads them) plus ``config``: the model confi
 Checkpoints without it (the authors' release) get their config inferred from the weights' shapes.
 
 Every file is read with ``torch.load(weights_only=True)``: tensors and plain containers only,
-never pickled code.
+never pickled code. :func:`load_torch_file` (also used for LPIPS and Inception weights) first
+checks that a file is a PyTorch file at all, so an image, a video, a JSON or text file, or an
+empty file given by mistake is named as what it is, in one line; the pickled-code refusal is
+kept for real PyTorch files that hold objects.
 """
 from __future__ import annotations
 
 import os
 import pickle
+import re
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,6 +25,7 @@ from torch import nn
 
 from .config import CHANNELS, RELEASED, ModelConfig
 from .fileio import atomic_path
+from .messages import one_line
 from .networks import Discriminator, Generator, LatDiscriminator
 
 GENERATOR_KEYS = ("G_A2B_ema", "G_B2A_ema", "G_A2B", "G_B2A")
@@ -35,6 +41,76 @@ class CheckpointError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------
+# The first bytes of files people pass for a checkpoint by mistake.
+_LOOKS_LIKE = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+               (b"BM", "a BMP image"), (b"\x1a\x45\xdf\xa3", "a Matroska/WebM video"),
+               (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive"),
+               (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"))
+# torch.save's legacy (pre-1.6) format opens with a pickled magic number
+_LEGACY_TORCH_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+def _not_torch(path: Path) -> str | None:
+    """What ``path`` looks like when it is clearly not a PyTorch file (``torch.save``'s zip
+    archive or its legacy pickle), else None."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        return "nothing: the file is empty (0 bytes)"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return None          # a cut-off zip: torch.load says it cannot read it
+        return None if any(n.endswith("data.pkl") for n in names) else "a zip archive of other files"
+    if head[:1] == b"\x80" and _LEGACY_TORCH_MAGIC in head[:32]:
+        return None
+    if head[4:8] == b"ftyp":
+        return "an MP4/MOV video"
+    if head.startswith(b"RIFF"):
+        return {b"WEBP": "a WebP image", b"AVI ": "an AVI video", b"WAVE": "a WAV sound file"}.get(
+            head[8:12], "a RIFF file")
+    for magic, what in _LOOKS_LIKE:
+        if head.startswith(magic):
+            return what
+    if head[:1] == b"\x80":
+        return "a plain Python pickle (not written by torch.save)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of an unknown kind"
+    if "\x00" in text:
+        return "binary data of an unknown kind"
+    return "a JSON file" if text.lstrip()[:1] in ("{", "[") else "a text file"
+
+
+def load_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one-line CheckpointErrors: a
+    file that is not a PyTorch file says what it looks like; a PyTorch file holding pickled
+    objects is refused (unpickling can run code); a cut-off or damaged one says so."""
+    path = Path(path)
+    kind = _not_torch(path)
+    if kind is not None:
+        raise CheckpointError(f"{path} is not a PyTorch {what}: it looks like {kind}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        if found is None:       # an instruction the safe loader does not take, or damage
+            detail = str(e).split("WeightsUnpickler error:", 1)[-1]
+            raise CheckpointError(f"could not read {path} safely as a PyTorch {what} "
+                                  f"({one_line(detail)}); re-save it with torch.save") from None
+        raise CheckpointError(
+            f"refused to load {path}: it holds pickled Python objects ({found.group(1)}), not only "
+            "tensors, and unpickling them could run arbitrary code. Re-save it as plain state "
+            "dicts (torch.save({'G_A2B_ema': G.state_dict(), ...}))") from None
+    except Exception as e:  # noqa: BLE001 - RuntimeError, EOFError, KeyError...: a damaged file
+        first = one_line(e).split(". ")[0]           # PyTorch's advice follows the cause
+        raise CheckpointError(f"could not read {path} as a PyTorch {what} (truncated or "
+                              f"damaged?): {first}") from None
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint file as plain data (tensors, dicts, numbers) on the CPU."""
     path = Path(path)
@@ -42,17 +118,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"checkpoint not found: {path} ({RELEASE_HINT})")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"refused to load {path}: it contains pickled Python objects, not only tensors, and "
-            "unpickling them could run arbitrary code. Re-save it as plain state dicts "
-            f"(torch.save({{'G_A2B_ema': G.state_dict(), ...}})). Details: {str(e).splitlines()[0]}"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"could not read {path} as a PyTorch checkpoint (truncated or not a "
-                              f"checkpoint?): {str(e).splitlines()[0]}") from None
+    obj = load_torch_file(path)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a dict of state dicts; "
                               f"expected keys {list(NETWORK_KEYS)}")

@@ -187,11 +187,12 @@ class InceptionV3Features(nn.Module):
         if not path.is_file():
             raise InceptionWeightsError(f"Inception weights not found: {path} (pass --inception-weights "
                                         f"PATH to pytorch-fid's {INCEPTION_FILE})")
+        from .checkpoint import CheckpointError, load_torch_file
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001
-            raise InceptionWeightsError(f"could not read Inception weights from {path}: "
-                                        f"{str(e).splitlines()[0]}") from None
+            state = load_torch_file(path, "Inception-v3 weights file")
+        except CheckpointError as e:
+            raise InceptionWeightsError(f"{e} (pass --inception-weights PATH to pytorch-fid's "
+                                        f"{INCEPTION_FILE})") from None
         m = cls()
         m.load(state, path)
         return m

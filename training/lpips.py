@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .checkpoint import CheckpointError, load_torch_file
+
 # torchvision's vgg16().features: (in, out) of each conv; "M" is a 2x2 max-pool.
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 # Indices into that Sequential where LPIPS taps features (after relu1_2 ... relu5_3), exclusive.
@@ -70,10 +72,9 @@ def _load_state(path: Path, what: str) -> Mapping[str, torch.Tensor]:
     if not path.is_file():
         raise LPIPSWeightsError(f"{what} file not found: {path}; {_hint()}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure to read is reported the same way
-        raise LPIPSWeightsError(f"could not read {what} from {path}: {str(e).splitlines()[0]}; "
-                                f"{_hint()}") from None
+        state = load_torch_file(path, f"{what} file")
+    except CheckpointError as e:
+        raise LPIPSWeightsError(f"{e}; {_hint()}") from None
     if not isinstance(state, Mapping):
         raise LPIPSWeightsError(f"{path} holds a {type(state).__name__}, not a state dict ({what})")
     return state

@@ -17,11 +17,25 @@ tracker chose. Measured against MediaPipe's video mode (which re-crops from its 
 landmarks): equal or better smoothed steadiness, eye-centre error 0.7 px instead of 1.3 px RMS on a
 continuous ±25° / 0.7–1.4× sweep, and no stale landmarks for a frame after a sudden jump or
 when the region moves. Video mode remains available (``TrackerConfig.mesh_tracking``).
+
+MediaPipe's C++ side (absl, TensorFlow Lite) writes several log lines to stderr whenever a graph
+is built and runs its first frame (some from its own threads, after the constructor returns);
+it ignores ``GLOG_minloglevel`` and ``TF_CPP_MIN_LOG_LEVEL`` (measured with 0.10.21). So from
+the moment a graph is built until its first frame is done, file descriptor 2 goes to a temporary
+file, and what was written there is passed on afterwards without those log lines (anything
+else, such as our own messages, comes through, a fraction of a second late).
+:func:`show_native_logs` (an app's ``-v``) turns that off.
 """
 
 from __future__ import annotations
 
+import atexit
 import math
+import os
+import re
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,9 +47,95 @@ __all__ = [
     "RegionLandmarker",
     "SquareRegion",
     "NUM_MESH_LANDMARKS",
+    "show_native_logs",
+    "QuietGraph",
 ]
 
 NUM_MESH_LANDMARKS = 468
+
+# absl/glog lines ("W0000 00:00:1796190657.420886   16203 file.cc:114] ...") at INFO or
+# WARNING, and TensorFlow Lite's own "INFO: ..." lines; errors (E, F) always come through.
+_NOISE = re.compile(rb"^(?:[IW]\d{4} [\d:.]+ +\d+ [^\]]+\] |INFO: |"
+                    rb"WARNING: All log messages before absl::InitializeLog)")
+
+
+class _NativeLogFilter:
+    """Holds back MediaPipe's native log lines (see the module docstring). Shared by every
+    thread: fd 2 is redirected while any graph is starting (``hold`` ... ``release``)."""
+
+    def __init__(self):
+        self.quiet = True
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: int | None = None
+        self._file = None
+
+    def hold(self) -> None:
+        with self._lock:
+            if self._depth == 0 and self.quiet:
+                sys.stderr.flush()
+                self._file = tempfile.TemporaryFile()
+                self._saved = os.dup(2)
+                os.dup2(self._file.fileno(), 2)
+            self._depth += 1
+
+    def release(self, every: bool = False) -> None:
+        """One graph has started (``every``: at exit, whatever is still held)."""
+        with self._lock:
+            self._depth = 0 if every else max(self._depth - 1, 0)
+            if self._depth or self._saved is None:
+                return
+            sys.stderr.flush()
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = None
+            self._file.seek(0)
+            kept = b"".join(line for line in self._file.read().splitlines(keepends=True)
+                            if not _NOISE.match(line))
+            self._file.close()
+            if kept:
+                os.write(2, kept)
+
+
+_native_logs = _NativeLogFilter()
+atexit.register(_native_logs.release, every=True)    # a graph that never ran: nothing is lost
+
+
+class QuietGraph:
+    """A MediaPipe solution graph (``QuietGraph(lambda: solutions.x.X(...))``) whose start-up
+    log lines are held back until its first frame is done (or it is closed)."""
+
+    def __init__(self, build):
+        _native_logs.hold()
+        self._held = True
+        try:
+            self.graph = build()
+        except BaseException:
+            self._let_go()
+            raise
+
+    def _let_go(self) -> None:
+        if self._held:
+            self._held = False
+            _native_logs.release()
+
+    def process(self, image: np.ndarray):
+        try:
+            return self.graph.process(image)
+        finally:
+            self._let_go()
+
+    def reset(self) -> None:
+        self.graph.reset()
+
+    def close(self) -> None:
+        self._let_go()
+        self.graph.close()
+
+
+def show_native_logs(show: bool) -> None:
+    """Show (True) or hold back (False, the default) MediaPipe's native log lines."""
+    _native_logs.quiet = not show
 
 
 class MediaPipeUnavailableError(ImportError):
@@ -105,7 +205,8 @@ class FaceDetector:
 
     def __init__(self, min_confidence: float = 0.5):
         face_detection, _ = _import_solutions()
-        self._graph = face_detection.FaceDetection(model_selection=1, min_detection_confidence=float(min_confidence))
+        self._graph = QuietGraph(lambda: face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=float(min_confidence)))
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         """Faces in an H×W×3 uint8 RGB host image, best score first."""
@@ -149,13 +250,13 @@ class RegionLandmarker:
         _, face_mesh = _import_solutions()
         self._cv2 = cv2
         self.region_size = int(region_size)
-        self._graph = face_mesh.FaceMesh(
+        self._graph = QuietGraph(lambda: face_mesh.FaceMesh(
             static_image_mode=bool(static),
             max_num_faces=1,
             refine_landmarks=False,
             min_detection_confidence=float(min_detection_confidence),
             min_tracking_confidence=float(min_tracking_confidence),
-        )
+        ))
         self._static = bool(static)
         self._buffer = np.empty((self.region_size, self.region_size, 3), np.uint8)
 

@@ -15,11 +15,13 @@ import pytest
 from realtime.convert import main
 from realtime.synthetic import face_scene, read_back, write_audio_only, write_video
 
+from .media import frames
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _clip(path, n=12, w=320, h=240, **kw):
-    return write_video(path, [face_scene(w, h, dx=i) for i in range(n)], **kw)
+    return write_video(path, frames(n, w, h), **kw)
 
 
 def _run(args, capsys):
@@ -135,7 +137,7 @@ def test_disk_full_leaves_nothing(tmp_path, capsys):
 
 
 def test_sigint_mid_conversion_leaves_no_output(tmp_path):
-    src = _clip(tmp_path / "long.mp4", n=400, w=320, h=240)
+    src = _clip(tmp_path / "long.mp4", n=300, w=320, h=240)
     out = tmp_path / "long_out.mp4"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "realtime.convert", str(src), "-o", str(out),

@@ -129,3 +129,68 @@ def test_save_is_atomic_on_failure(tmp_path, tiny_ckpt):
         save_checkpoint({"bad": lambda: 0}, tiny_ckpt)     # cannot be serialised mid-write
     assert tiny_ckpt.read_bytes() == before                   # the old file is untouched
     assert sorted(os.listdir(tiny_ckpt.parent)) == [tiny_ckpt.name]   # no temp file left
+
+
+# ---------------------------------------------------------------------------------------------
+# Files that are not checkpoints at all (issue 13, defects 2 and 3): one line saying what they
+# are, for the generator, the LPIPS and Inception weights, and the exporter's --checkpoint
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def not_checkpoints(tmp_path_factory):
+    from tests.pipeline.media import not_checkpoints as make
+    return make(tmp_path_factory.mktemp("bad"))
+
+
+WHAT = {"empty": "the file is empty", "text": "a text file", "json": "a JSON file",
+        "png": "a PNG image", "mp4": "an MP4/MOV video", "random": "binary data of an unknown kind"}
+
+
+@pytest.mark.parametrize("kind", sorted(WHAT))
+def test_a_file_that_is_not_a_checkpoint_says_what_it_is(not_checkpoints, kind):
+    path = not_checkpoints[kind]
+    with pytest.raises(CheckpointError) as e:
+        load_generator(path)
+    msg = str(e.value)
+    assert msg == f"{path} is not a PyTorch checkpoint: it looks like " + (
+        "nothing: the file is empty (0 bytes)" if kind == "empty" else WHAT[kind])
+    assert "pickled" not in msg and "\x1b" not in msg
+
+
+def test_a_checkpoint_holding_a_custom_object_is_still_refused_as_code(tmp_path):
+    path = tmp_path / "objects.pt"
+    torch.save({"G_A2B_ema": {"w": torch.zeros(2)}, "trainer": _Trainer()}, path)
+    with pytest.raises(CheckpointError) as e:
+        read_checkpoint(path)
+    msg = str(e.value)
+    assert "pickled Python objects" in msg and "_Trainer" in msg and "arbitrary code" in msg
+    assert "\x1b" not in msg and "\n" not in msg
+
+
+class _Trainer:
+    """A custom class a careless script might pickle into a checkpoint."""
+
+
+def test_lpips_and_inception_weights_that_are_not_weights(not_checkpoints, tmp_path):
+    from training.evaluate import InceptionV3Features, InceptionWeightsError
+    from training.lpips import LPIPS, LPIPSWeightsError
+    for kind in ("empty", "text", "png"):
+        with pytest.raises(LPIPSWeightsError, match="is not a PyTorch VGG16 weights file"):
+            LPIPS.from_files(not_checkpoints[kind], not_checkpoints[kind])
+        with pytest.raises(InceptionWeightsError, match="is not a PyTorch Inception-v3 weights"):
+            InceptionV3Features.from_file(not_checkpoints[kind])
+
+
+@pytest.mark.parametrize("kind", ["empty", "text", "png", "mp4", "json", "random"])
+def test_export_cli_names_a_bad_checkpoint_in_one_line(not_checkpoints, tmp_path, capsys, kind):
+    from export.__main__ import main
+    out = tmp_path / "model.onnx"
+    assert main(["onnx", "--checkpoint", str(not_checkpoints[kind]), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "not a PyTorch checkpoint" in err
+    assert not out.exists()
+
+
+def test_export_cli_description_is_plain_text(capsys):
+    from export.__main__ import build_parser
+    text = build_parser().format_help()
+    assert "``" not in text and "Export a GNR generator" in text
