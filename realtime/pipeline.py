@@ -5,10 +5,11 @@ calls); this module runs it. Four threads, named after the stages they run, join
 channels:
 
 * ``gnr-source`` — reads frames from the source (decode, or a camera);
-* ``gnr-faces`` — tracks the faces, uploads the frame to the engine's device, cuts aligned crops;
+* ``gnr-faces`` — tracks the faces, uploads the frame to the engine's device, cuts aligned crops
+  and, for the ``head`` paste, each crop's mask (person segmentation, made on the host frame);
 * ``gnr-engine`` — gathers crops into batches and runs the engine;
-* ``gnr-output`` — pastes the stylised crops back (or builds the crop / side-by-side view) and
-  writes the frame to every sink.
+* ``gnr-output`` — optionally deflickers the stylised crops, pastes them back (or builds the
+  crop / side-by-side view) and writes the frame to every sink.
 
 Hand-offs:
 
@@ -38,7 +39,7 @@ from .types import AlignedBatch, FaceTrack, Frame
 
 _END = object()
 OUTPUT_MODES = ("composite", "crop", "side-by-side")
-STAGES = ("decode", "track", "align", "engine", "paste", "encode")
+STAGES = ("decode", "track", "align", "segment", "engine", "paste", "encode")
 
 
 def output_size(mode: str, source_wh: tuple[int, int], crop_size: int) -> tuple[int, int]:
@@ -170,17 +171,24 @@ class Pipeline:
     :mod:`realtime.engines` engine); its ``max_batch`` (default 8) bounds a batch.
     ``sinks``: objects with ``write(frame)``, ``close()`` and ``abort()``.
     ``on_output``: called (in the output thread) with each output frame and its InFlight item.
-    ``tracker`` is closed when the run ends (the pipeline owns it).
+    ``masker``: called as ``masker(host_image, tracks, batch) -> batch`` after alignment to
+    attach each crop's paste mask (a :class:`~realtime.faces.HeadMasker`, for the ``head``
+    paste); None for the ``face`` and ``box`` pastes.
+    ``deflicker``: called as ``deflicker(batch, stylized) -> stylized`` in the output thread,
+    frames in order, before the paste (a :class:`~realtime.faces.temporal.FlowBlend`); None: off.
+    ``tracker`` and ``masker`` are closed when the run ends (the pipeline owns them).
     """
 
     def __init__(self, source: Iterable[Frame], tracker, aligner, engine: Callable, compositor,
                  sinks: Sequence = (), *, live: bool = False, output: str = "composite",
                  device: str = "cpu", batch_frames: int = 4,
                  on_output: Callable[[Frame, InFlight], None] | None = None,
-                 stats: PipelineStats | None = None):
+                 stats: PipelineStats | None = None, masker: Callable | None = None,
+                 deflicker: Callable | None = None):
         if output not in OUTPUT_MODES:
             raise ValueError(f"output must be one of {OUTPUT_MODES}, got {output!r}")
         self.source, self.tracker, self.aligner = source, tracker, aligner
+        self.masker, self.deflicker = masker, deflicker
         self.engine, self.compositor, self.sinks = engine, compositor, list(sinks)
         self.live, self.output, self.device = live, output, device
         self.batch_frames = 1 if live else max(1, batch_frames)
@@ -216,7 +224,7 @@ class Pipeline:
         out.close()
 
     def _face_stage(self):
-        """Track, upload to the engine's device, align."""
+        """Track, upload to the engine's device, align, mask."""
         inp, out = self.channels["faces"], self.channels["engine"]
         while True:
             w = inp.get()
@@ -225,21 +233,29 @@ class Pipeline:
             t0 = time.monotonic()
             w.tracks = self.tracker.update(w.frame, w.frame.timestamp_s)
             t1 = time.monotonic()
-            frame = w.frame
+            frame = host = w.frame
             if self.device != "cpu":
                 import torch
                 frame = Frame(torch.from_numpy(np.ascontiguousarray(frame.to_numpy())).to(self.device),
                               frame.timestamp_s, frame.index)
                 w.frame = frame
+            t3 = None
             if w.tracks:
                 w.batch = self.aligner.crop(frame, w.tracks)
                 self.stats.faces += len(w.tracks)
+                if self.masker is not None:
+                    t3 = time.monotonic()
+                    w.batch = self.masker(host.image, w.tracks, w.batch)
             else:
                 self.stats.frames_without_face += 1
             t2 = time.monotonic()
-            w.timings.update(track=t1 - t0, align=t2 - t1)
+            aligned = t3 if t3 is not None else t2
+            w.timings.update(track=t1 - t0, align=aligned - t1)
             self.stats.add("track", t1 - t0)
-            self.stats.add("align", t2 - t1)
+            self.stats.add("align", aligned - t1)
+            if t3 is not None:
+                w.timings["segment"] = t2 - t3
+                self.stats.add("segment", t2 - t3)
             if not out.put(w):
                 break
         out.close()
@@ -280,7 +296,7 @@ class Pipeline:
                 y = self._run_engine(joined.crops)
                 if getattr(y, "is_cuda", False):
                     import torch
-                    torch.cuda.current_stream().synchronize()
+                    torch.cuda.current_stream(y.device).synchronize()   # the output's own GPU
                 dt = time.monotonic() - t0
                 self.stats.add("engine", dt)
                 k = 0
@@ -296,7 +312,9 @@ class Pipeline:
 
     def _compose(self, w: InFlight) -> Frame:
         frame = w.frame
-        if w.batch is not None and w.stylized is not None:
+        if self.deflicker is not None and w.batch is not None and w.stylized is not None:
+            w.stylized = self.deflicker(w.batch, w.stylized)
+        if self.output != "crop" and w.batch is not None and w.stylized is not None:
             pasted = self.compositor.paste(frame, w.batch, w.stylized)
         else:
             pasted = frame
@@ -376,9 +394,10 @@ class Pipeline:
         for t in threads:
             t.join(timeout=1.0)
         self.stats.t_end = time.monotonic()
-        close = getattr(self.tracker, "close", None)
-        if close is not None and not threads[1].is_alive():   # never under a running update()
-            close()
+        for owned in (self.tracker, self.masker):
+            close = getattr(owned, "close", None)
+            if close is not None and not threads[1].is_alive():   # never under a running update()
+                close()
         self.stats.dropped = {name: ch.dropped for name, ch in self.channels.items() if ch.dropped}
         failed = interrupted or (self.errors[0] if self.errors else None)
         if failed is None and self.stop_event.is_set() and not self.live:

@@ -23,7 +23,7 @@ composited: webcams deliver opaque alpha). Any other dtype or layout raises
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Union
 
 import numpy as np
@@ -227,6 +227,11 @@ class AlignedBatch:
         frame_indices: the frame index each crop was cut from, so that a batch may gather faces
             from several frames (the compositor pastes only the entries of the frame it is given).
         frame_sizes: (H, W) of the frame each crop was cut from.
+        masks: None, or float tensor N×1×M×M in [0, 1] on the crops' device: each crop's own
+            paste mask (the ``head`` paste), made in the face stage by
+            :class:`~realtime.faces.HeadMasker`.
+        mask_to_crop: 2×3 float64 (host), mask pixels → crop pixels, shared by every entry: where
+            the masks' square lies relative to each crop (None with no masks).
     """
 
     crops: "torch.Tensor"
@@ -234,6 +239,8 @@ class AlignedBatch:
     track_ids: tuple[int, ...]
     frame_indices: tuple[int, ...]
     frame_sizes: tuple[tuple[int, int], ...] = field(default=())
+    masks: "torch.Tensor | None" = None
+    mask_to_crop: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         shape = tuple(self.crops.shape)
@@ -254,6 +261,15 @@ class AlignedBatch:
             )
         if self.frame_sizes and len(self.frame_sizes) != n:
             raise ValueError(f"AlignedBatch has {n} crops but {len(self.frame_sizes)} frame sizes")
+        if self.masks is not None:
+            ms = tuple(self.masks.shape)
+            if len(ms) != 4 or ms[0] != n or ms[1] != 1 or ms[2] != ms[3]:
+                raise ValueError(f"AlignedBatch.masks must be {n}×1×M×M, got shape {ms}")
+            if np.shape(self.mask_to_crop) != (2, 3):
+                raise ValueError("AlignedBatch.masks need mask_to_crop, a 2×3 matrix")
+            object.__setattr__(self, "mask_to_crop", _readonly(self.mask_to_crop))
+        elif self.mask_to_crop is not None:
+            raise ValueError("AlignedBatch.mask_to_crop is given without masks")
 
     def __len__(self) -> int:
         return int(self.crops.shape[0])
@@ -277,13 +293,29 @@ class AlignedBatch:
         if len(sizes) != 1:
             raise ValueError(f"cannot concatenate crops of different sizes {sorted(sizes)}")
         have_sizes = all(b.frame_sizes or len(b) == 0 for b in batches)
+        with_masks = [b.masks is not None for b in batches if len(b)]
+        if any(with_masks) and not all(with_masks):
+            raise ValueError("cannot concatenate batches with and without paste masks")
+        masks = mask_to_crop = None
+        if with_masks and all(with_masks):
+            squares = [b.mask_to_crop for b in batches if len(b)]
+            if any(not np.array_equal(q, squares[0]) for q in squares):
+                raise ValueError("cannot concatenate batches whose masks cover different squares")
+            masks, mask_to_crop = torch.cat([b.masks for b in batches if len(b)], 0), squares[0]
         return cls(
             crops=torch.cat([b.crops for b in batches], 0),
             crop_to_frame=np.concatenate([b.crop_to_frame for b in batches], 0),
             track_ids=sum((b.track_ids for b in batches), ()),
             frame_indices=sum((b.frame_indices for b in batches), ()),
             frame_sizes=sum((b.frame_sizes for b in batches), ()) if have_sizes else (),
+            masks=masks,
+            mask_to_crop=mask_to_crop,
         )
+
+    def with_masks(self, masks, mask_to_crop: np.ndarray) -> "AlignedBatch":
+        """This batch with per-crop paste masks (N×1×M×M) on the square ``mask_to_crop`` maps
+        into each crop."""
+        return replace(self, masks=masks, mask_to_crop=mask_to_crop)
 
     def select(self, indices) -> "AlignedBatch":
         """The sub-batch of the given entry positions (in that order)."""
@@ -291,10 +323,15 @@ class AlignedBatch:
         import torch
 
         sel = torch.as_tensor(idx, dtype=torch.long, device=self.crops.device)
+        masks = None
+        if self.masks is not None:
+            masks = self.masks.index_select(0, sel.to(self.masks.device)) if idx else self.masks[:0]
         return AlignedBatch(
             crops=self.crops.index_select(0, sel) if idx else self.crops[:0],
             crop_to_frame=self.crop_to_frame[idx] if idx else self.crop_to_frame[:0],
             track_ids=tuple(self.track_ids[i] for i in idx),
             frame_indices=tuple(self.frame_indices[i] for i in idx),
             frame_sizes=tuple(self.frame_sizes[i] for i in idx) if self.frame_sizes else (),
+            masks=masks,
+            mask_to_crop=self.mask_to_crop if masks is not None else None,
         )

@@ -10,6 +10,7 @@ import torch
 
 from benchmarks import faces as B
 from realtime.faces import Aligner, CompositeError, Compositor, CropTemplate, FaceTracker, TrackerConfig
+from realtime.faces.align import invert_affine
 from realtime.types import AlignedBatch, Frame
 
 
@@ -161,3 +162,80 @@ def test_real_footage_metric_on_a_video_file(ref, tmp_path):
     res = B.redetect_steadiness(frames, times)
     assert res["measured"] == 30
     assert res["smoothed_beats_raw"], res
+
+
+def test_box_paste_covers_the_whole_crop_and_nothing_outside_it():
+    img = np.random.default_rng(3).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    m = similarity(0.5, 20, 80, 20)
+    batch = AlignedBatch(colour_crops([[1, -1, -1]]), m[None], (0,), (0,))
+    comp = Compositor(mode="box")
+    out = comp.paste(img, batch, batch.crops)
+    cov = comp.coverage(img.shape[:2], m[None], 256)
+    # every pixel whose centre maps outside the crop square (+ the bilinear footprint) is exact
+    ys, xs = np.mgrid[0:200, 0:300]
+    c = B.apply_affine(invert_affine(m), np.stack([xs.ravel(), ys.ravel()], 1)).reshape(200, 300, 2)
+    outside = ((c < -0.5 - 2.0) | (c > 255.5 + 2.0)).any(-1)
+    np.testing.assert_array_equal(out[outside], img[outside])
+    assert (cov[outside] == 0).all()
+    # the corners of the crop are pasted too (unlike the face ellipse), its very edge faded
+    corner = np.round(B.apply_affine(m, [[20.0, 20.0]])[0]).astype(int)
+    np.testing.assert_array_equal(out[corner[1], corner[0]], [255, 0, 0])
+    assert Compositor(mode="face").coverage(img.shape[:2], m[None], 256)[corner[1], corner[0]] == 0
+    edge = np.round(B.apply_affine(m, [[0.0, 128.0]])[0]).astype(int)
+    assert 0 < cov[edge[1], edge[0]] < 0.2
+
+
+def test_head_paste_needs_masks_and_bad_modes_are_refused():
+    img = np.zeros((100, 100, 3), np.uint8)
+    batch = AlignedBatch(colour_crops([[1, 1, 1]]), similarity(0.3, 0, 10, 10)[None], (0,), (0,))
+    with pytest.raises(CompositeError, match="HeadMasker"):
+        Compositor(mode="head").paste(img, batch, batch.crops)
+    with pytest.raises(ValueError, match="paste mode"):
+        Compositor(mode="hat")
+
+
+def test_head_paste_extends_the_crop_colours_only_where_the_mask_says():
+    """Masks on a head square twice the crop: with extend_hair the paste reaches beyond the
+    crop (its edge colours carried outward); without, it stops at the crop's edge."""
+    img = np.full((300, 300, 3), 50, np.uint8)
+    m = similarity(0.5, 0, 86, 86)                       # the crop covers frame 86..214
+    crop = torch.full((1, 3, 256, 256), -1.0)
+    crop[:, 1] = 1.0                                      # green
+    square = np.array([[2.0, 0.0, -128.0], [0.0, 2.0, -128.0]])   # 256 mask px over 2 crops
+    masks = torch.ones(1, 1, 256, 256)
+    masks[..., :8, :] = masks[..., -8:, :] = masks[..., :, :8] = masks[..., :, -8:] = 0.0
+    batch = AlignedBatch(crop, m[None], (0,), (0,), masks=masks, mask_to_crop=square)
+    out = Compositor(mode="head", extend_hair=True).paste(img, batch, crop)
+    np.testing.assert_array_equal(out[150, 150], [0, 255, 0])
+    np.testing.assert_array_equal(out[150, 60], [0, 255, 0])       # beyond the crop: extended
+    np.testing.assert_array_equal(out[5, 5], [50, 50, 50])         # beyond the mask: untouched
+    out = Compositor(mode="head", extend_hair=False).paste(img, batch, crop)
+    np.testing.assert_array_equal(out[150, 150], [0, 255, 0])
+    np.testing.assert_array_equal(out[150, 60], [50, 50, 50])      # stops at the crop
+
+
+def test_match_colour_moves_the_face_towards_the_real_mean():
+    img = np.full((120, 120, 3), 90, np.uint8)
+    m = similarity(0.4, 0, 10, 10)
+    real = torch.full((1, 3, 256, 256), -0.2)             # the real face: grey 102
+    real[:, 0] = 0.4                                       # reddish
+    anime = torch.zeros(1, 3, 256, 256)                    # the anime face: grey 127.5
+    batch = AlignedBatch(real, m[None], (0,), (0,))
+    c = np.round(B.apply_affine(m, [[127.5, 127.5]])[0]).astype(int)
+    plain = Compositor().paste(img, batch, anime)[c[1], c[0]].astype(int)
+    matched = Compositor(match_colour=True).paste(img, batch, anime)[c[1], c[0]].astype(int)
+    target = ((real[0, :, 0, 0] + 1) * 127.5).numpy()
+    assert np.abs(matched - target).max() <= 2 < np.abs(plain - target).max()
+
+
+def test_head_paste_of_tensor_frames_matches_numpy(rng):
+    img = rng.integers(0, 256, (160, 200, 3), dtype=np.uint8)
+    m = np.stack([similarity(0.4, 10, 40, 20)])
+    stylized = torch.rand(1, 3, 256, 256) * 2 - 1
+    masks = torch.rand(1, 1, 128, 128)
+    square = np.array([[3.2, 0.0, -76.9], [0.0, 3.2, -128.1]])
+    batch = AlignedBatch(stylized, m, (0,), (0,), masks=masks, mask_to_crop=square)
+    for extend in (True, False):
+        a = Compositor(mode="head", extend_hair=extend).paste(img, batch, stylized)
+        b = Compositor(mode="head", extend_hair=extend).paste(torch.from_numpy(img), batch, stylized)
+        np.testing.assert_array_equal(a, b.numpy())
