@@ -1,7 +1,7 @@
 """Timing helpers shared by the benchmarks: percentiles, synchronised timing of one call (with
 CUDA events on a GPU), round-robin timing of several variants, machine information, atomic JSON.
 
-Timing rules (benchmarks/latency.py follows them):
+Timing rules (the latency benchmark's engine section, benchmarks/latency_engines.py, follows them):
 
 * every variant is called ``warmup`` times before it is timed (allocations, oneDNN primitives,
   cuDNN autotuning with ``cudnn.benchmark``, CUDA graph capture all happen there);
@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from training.fileio import atomic_path
+from training.messages import one_line
 
 PERCENTILES = (50, 95, 99)
 
@@ -54,6 +55,12 @@ def ratio(numerator, denominator) -> float | None:
     if not (np.isfinite(a) and np.isfinite(b)) or b <= 0:
         return None
     return a / b
+
+
+def error_line(e: BaseException) -> str:
+    """``Type: first line of the message``: how a benchmark records a variant that failed."""
+    line = one_line(e)
+    return line if line == type(e).__name__ else f"{type(e).__name__}: {line}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,7 +131,7 @@ def round_robin(variants: Sequence[tuple[str, Callable[[], object]]], *, device=
         except Exception as e:  # noqa: BLE001 - decided by on_error
             if on_error is None or not on_error(name, e):
                 raise
-            out[name].error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            out[name].error = error_line(e)
             active[:] = [(n, f) for n, f in active if n != name]
             return
         if record:

@@ -1,4 +1,4 @@
-"""Ratios between two latency results (``benchmarks/latency.py`` JSON) of the same machine, so a
+"""Ratios between two latency results (``python -m benchmarks.latency`` JSON) of one machine, so a
 regression is visible:
 
     python -m benchmarks.compare results/before.json results/after.json
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .common import ratio, read_json
+from .latency_schema import SCHEMA
 
 MACHINE_KEYS = ("cpu", "cpu_affinity", "gpu", "driver", "torch", "threads")
 
@@ -170,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         ap.error(f"not a JSON file: {e}")
     for flag, d, p in (("a", a, args.a), ("b", b, args.b)):
-        if not isinstance(d, dict) or d.get("schema") != "gnr-anime/benchmarks.latency":
+        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
             ap.error(f"argument {flag}: {p} is not a result of python -m benchmarks.latency")
     cmp = compare(a, b)
     if args.json:

@@ -8,13 +8,16 @@ stale frames are dropped and counted, memory is flat (RSS after 60 s within 5% o
     python -m benchmarks.live --quick                                 # 12 s, for a smoke test
 
 Without --checkpoint it builds a random-weight model of --model-size (default 128, channel
-divisor 2): slower than the 25 fps source on a CPU, which is the point.
+divisor 2): slower than the 25 fps source on a CPU, which is the point. The input is a 4 s
+1280×720 clip of the astronaut's head drifting (:func:`realtime.synthetic.synth_clip`), played as
+a camera; the pipeline is built like the webcam app's (:func:`realtime.compose.build_pipeline`,
+live mode, no sink).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -33,67 +36,76 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_clip(path: Path, seconds: float = 4.0, fps: int = 25) -> Path:
-    """A 1280×720 clip of the astronaut's face (about 20% of the width) drifting sideways."""
-    import av
-    import cv2
-    from skimage import data
-    photo = data.astronaut()
-    out = av.open(str(path), "w")
-    vs = out.add_stream("libx264", rate=fps)
-    vs.width, vs.height, vs.pix_fmt = 1280, 720, "yuv420p"
-    for i in range(int(seconds * fps)):
-        m = cv2.getRotationMatrix2D((255.0, 165.0), 5 * np.sin(i / 20), 1.6)
-        m[:, 2] += (640 - 255 + 80 * np.sin(i / 30), 330 - 165)
-        img = cv2.warpAffine(photo, m, (1280, 720), borderValue=(60, 80, 100))
-        for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-            out.mux(p)
-    for p in vs.encode(None):
-        out.mux(p)
-    out.close()
-    return path
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.live", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path)
-    p.add_argument("--model-size", type=int, default=128)
+    p.add_argument("--checkpoint", type=Path, help="a GNR checkpoint (default: random weights)")
+    p.add_argument("--model-size", type=int, default=128,
+                   help="size of the random-weight model (default 128)")
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--window", type=float, default=10.0, help="seconds per latency window")
-    p.add_argument("--backend", default="auto")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"))
     p.add_argument("--quick", action="store_true", help="12 s with 4 s windows")
     p.add_argument("--out", type=Path, default=Path("results/live.json"))
     args = p.parse_args(argv)
     if args.quick:
         args.seconds, args.window = 12.0, 4.0
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        p.error(f"argument --checkpoint: {args.checkpoint} is not a file")
+    if args.model_size not in (32, 64, 128, 256, 512):
+        p.error(f"argument --model-size: one of 32, 64, 128, 256, 512, got {args.model_size}")
+    if not 0 < args.window <= args.seconds:
+        p.error(f"argument --window: must be within 0..--seconds ({args.seconds:g}), "
+                f"got {args.window:g}")
 
     import torch
     from rich.console import Console
-    from rich.table import Table
+
+    from export.errors import EngineError
     from realtime.engines.select import EngineRequest, open_engine
-    from realtime.faces import Aligner, Compositor, CropTemplate, FaceTracker
-    from realtime.pipeline import Pipeline, PipelineStats
-    from realtime.sources import LoopingFileSource
-    from training import ModelConfig, build_networks, make_checkpoint, save_checkpoint
+    from realtime.pipeline import PipelineStats
+    from realtime.synthetic import synth_clip
+    from training import Generator, ModelConfig, make_checkpoint, save_checkpoint
+    from training.messages import one_line
+
+    from .common import write_json
 
     console = Console()
     tmp = Path(tempfile.mkdtemp(prefix="gnr-live-"))
-    ckpt = args.checkpoint
-    if ckpt is None:
-        torch.manual_seed(0)
-        cfg = ModelConfig(size=args.model_size, num_down=min(4, int(np.log2(args.model_size)) - 3),
-                          channel_divisor=2)
-        ckpt = save_checkpoint(make_checkpoint({"G_A2B_ema": build_networks(cfg)["G_A2B_ema"]}, cfg),
-                               tmp / "random.pt")
-    engine, why = open_engine(EngineRequest(checkpoint=ckpt, backend=args.backend, device="cpu",
-                                            style_seed=0))
-    console.print(f"engine: {engine.name} — {why}", soft_wrap=True)
-    torch.set_num_threads(1)
-    clip = make_clip(tmp / "clip.mp4")
-    source = LoopingFileSource(clip, loop=True, paced=True)
-    template = CropTemplate.default(engine.size)
-    stats = PipelineStats(window=100_000)
+    try:
+        ckpt = args.checkpoint
+        if ckpt is None:
+            torch.manual_seed(0)
+            cfg = ModelConfig(size=args.model_size, channel_divisor=2,
+                              num_down=min(4, int(np.log2(args.model_size)) - 3))
+            ckpt = save_checkpoint(make_checkpoint({"G_A2B_ema": Generator.from_config(cfg)}, cfg),
+                                   tmp / "random.pt")
+        try:
+            engine, why = open_engine(EngineRequest(
+                checkpoint=ckpt, backend=args.backend, device="cpu", style_seed=0,
+                onnx_cache=tmp if args.checkpoint is None else None))
+        except (EngineError, ValueError, OSError) as e:     # CheckpointError is a ValueError
+            console.print(f"[red]error:[/] {one_line(e)}", highlight=False)
+            return 2
+        console.print(f"engine: {engine.name} — {why}", soft_wrap=True)
+        torch.set_num_threads(1)
+        clip = synth_clip(tmp / "clip.mp4", 1280, 720, faces=1, frames=100, fps=25)
+        result = soak(clip, engine, args.seconds, args.window, PipelineStats(window=100_000))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["checkpoint"] = str(args.checkpoint or "random")
+    report(result, console)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.out, result)
+    console.print(f"wrote {args.out}")
+    return 0
+
+
+def soak(clip: Path, engine, seconds: float, window: float, stats) -> dict:
+    """Play ``clip`` as a camera into a live pipeline for ``seconds``; latency, drops and memory
+    sampled every ``window`` seconds."""
+    from realtime.compose import LoopedInput, PipelineConfig, build_pipeline, open_source
+    source = open_source(LoopedInput(clip, loop=True, paced=True))
     windows: list[dict] = []
     t0 = time.monotonic()
     marks = {"seen": 0}
@@ -111,27 +123,33 @@ def main(argv=None) -> int:
     stop = threading.Event()
 
     def sampler():
-        while not stop.wait(args.window):
+        while not stop.wait(window):
             sample()
 
-    pipe = Pipeline(source, FaceTracker(template=template), Aligner(template), engine,
-                    Compositor(template), [], live=True, stats=stats)
+    pipe = build_pipeline(PipelineConfig(live=True), source, engine, [], stats=stats)
     th = threading.Thread(target=sampler, daemon=True)
     th.start()
-    pipe.run(idle=lambda: False if time.monotonic() - t0 > args.seconds else None)
+    pipe.run(idle=lambda: False if time.monotonic() - t0 > seconds else None)
     stop.set()
     th.join()
     s = stats.summary()
     full = [w for w in windows if w["p95_ms"] is not None]
     first, last = (full[0], full[-1]) if full else ({}, {})
-    result = {
-        "benchmark": "live", "engine": engine.name, "checkpoint": str(args.checkpoint or "random"),
-        "model_size": engine.size, "input": "1280x720 @ 25 fps, looped", "seconds": args.seconds,
+    return {
+        "benchmark": "live", "engine": engine.name, "model_size": engine.size,
+        "input": "1280x720 @ 25 fps, looped", "seconds": seconds,
         "windows": windows, "summary": s,
         "rss_growth_pct": (100 * (last["rss_mb"] / first["rss_mb"] - 1)) if full else None,
         "p95_growth_pct": (100 * (last["p95_ms"] / first["p95_ms"] - 1)) if full else None,
     }
-    t = Table(title=f"live soak — {engine.name}, {engine.size}px model, 1280×720 looped at 25 fps")
+
+
+def report(result: dict, console) -> None:
+    """The windows as a table, then one summary line."""
+    from rich.table import Table
+    windows, s = result["windows"], result["summary"]
+    t = Table(title=f"live soak — {result['engine']}, {result['model_size']}px model, "
+                    "1280×720 looped at 25 fps")
     for col in ("t (s)", "frames out", "p50 ms", "p95 ms", "dropped so far", "RSS MB"):
         t.add_column(col, justify="right")
     for w in windows:
@@ -140,11 +158,8 @@ def main(argv=None) -> int:
     console.print(t)
     console.print(f"frames read {s['frames_in']}, shown {s['frames_out']}, dropped {s['dropped_total']}; "
                   f"RSS growth first→last window {result['rss_growth_pct']:.1f}%, "
-                  f"p95 growth {result['p95_growth_pct']:.1f}%" if full else "no full window")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    console.print(f"wrote {args.out}")
-    return 0
+                  f"p95 growth {result['p95_growth_pct']:.1f}%"
+                  if result["rss_growth_pct"] is not None else "no full window")
 
 
 if __name__ == "__main__":

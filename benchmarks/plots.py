@@ -1,5 +1,5 @@
-"""PNG plots of a latency result (``benchmarks/latency.py``'s JSON), drawn with matplotlib's Agg
-backend (no display needed):
+"""PNG plots of a latency result (the JSON of ``python -m benchmarks.latency``), drawn with
+matplotlib's Agg backend (no display needed):
 
 * ``stages.png``: per pipeline run, the mean time of each stage per frame as stacked bars, plus
   the time a frame spent waiting between stages (end-to-end mean minus the sum of the stage
@@ -16,6 +16,8 @@ import math
 import os
 from pathlib import Path
 from typing import Sequence
+
+from .latency_schema import STAGES
 
 STAGE_COLORS = {"decode": "#8c8c8c", "track": "#4c72b0", "align": "#55a868", "engine": "#c44e52",
                 "paste": "#dd8452", "encode": "#8172b3", "wait": "#e5e5e5"}
@@ -72,7 +74,6 @@ def plot_stages(result: dict, path: str | os.PathLike) -> Path | None:
     rows = pipe.get("rows") or []
     if not rows:
         return None
-    from .latency import STAGES
     plt = _pyplot()
     panels = [(mode, [r for r in rows if r["mode"] == mode]) for mode in ("live", "file")]
     panels = [(m, rs) for m, rs in panels if rs]

@@ -1,13 +1,22 @@
 """Real media made in code with PyAV: videos of the astronaut photo with known motion, an audio
 tone, chosen timestamps and rotation.
 
+* :func:`face_scene` — one frame with the astronaut's head; :func:`synth_frame` — frame ``i``
+  of a clip with one or several heads drifting on a grid; :func:`synth_clip` — such a clip
+  encoded as a phone would (what the latency and live benchmarks run on);
+* :func:`write_video` — frames (with chosen timestamps, rotation, a tone) into a file;
+  :func:`read_back` — what a player sees in it; :func:`write_audio_only` — sound, no video.
+
 The tests, the benchmarks and ``python -m realtime.doctor`` make their clips with these (no media
 is downloaded or shipped for them). The photo is scikit-image's public-domain astronaut
 (``skimage.data.astronaut()``), which ships inside scikit-image: install the ``dev`` extra."""
 from __future__ import annotations
 
+import itertools
+import math
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterable
 
 import av
 import numpy as np
@@ -42,17 +51,62 @@ def face_scene(width: int, height: int, face_frac: float = 0.45, dx: float = 0.0
     return frame
 
 
-def write_video(path: Path, frames: list[np.ndarray], *, fps: int = 25,
+def synth_frame(width: int, height: int, faces: int, i: int, fps: float,
+                photo: np.ndarray | None = None) -> np.ndarray:
+    """Frame ``i`` of a clip at ``fps``: ``faces`` astronaut heads (:func:`face_scene`) on a
+    grid, each drifting slowly (a few % of its cell) with its own phase, so a tracker really
+    tracks."""
+    photo = astronaut() if photo is None else photo
+    t = i / fps
+    cols = math.ceil(math.sqrt(faces))
+    rows = math.ceil(faces / cols)
+    cw, ch = width // cols, height // rows
+    img = np.full((height, width, 3), (70, 90, 110), np.uint8)
+    frac = 0.45 if faces == 1 else 0.5
+    for k in range(faces):
+        r, c = divmod(k, cols)
+        dx = 0.03 * cw * math.sin(2 * math.pi * t / 3.0 + k)
+        dy = 0.02 * ch * math.sin(2 * math.pi * t / 2.2 + 2 * k)
+        img[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = face_scene(cw, ch, frac, dx=dx, dy=dy,
+                                                                   photo=photo)
+    return img
+
+
+def synth_clip(path: Path, width: int, height: int, faces: int = 1, frames: int = 30,
+               fps: float = 30.0) -> Path:
+    """``frames`` frames of :func:`synth_frame` encoded as a phone would (H.264, yuv420p, crf 18)
+    into ``path``, one frame in memory at a time."""
+    photo = astronaut()
+    return write_video(path, (synth_frame(width, height, faces, i, fps, photo)
+                              for i in range(frames)),
+                       fps=fps, crf=18, preset="veryfast")
+
+
+def write_video(path: Path, frames: Iterable[np.ndarray], *, fps: float = 25,
                 timestamps_s: list[float] | None = None, audio_s: float | None = None,
                 rotation: int = 0, codec: str = "libx264", audio_codec: str = "aac",
-                faststart: bool = False) -> Path:
-    """Encode RGB frames (and a 440 Hz tone of ``audio_s`` seconds) into ``path``."""
+                faststart: bool = False, crf: int | None = None,
+                preset: str | None = None, pix_fmt: str | None = None,
+                options: dict | None = None) -> Path:
+    """Encode RGB frames (and a 440 Hz tone of ``audio_s`` seconds) into ``path``. ``frames``
+    may be any iterable (a generator is encoded as it goes); ``crf`` and ``preset`` are x264's
+    (None: the encoder's defaults); ``pix_fmt`` and ``options`` reach any encoder (e.g.
+    ``prores_ks`` in ``yuv422p10le`` with ``{"profile": "3"}``)."""
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError("write_video: no frames to write")
     out = av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {})
-    h, w = frames[0].shape[:2]
-    vs = out.add_stream(codec, rate=fps)
+    h, w = first.shape[:2]
+    rate = Fraction(fps).limit_denominator(1001)
+    vs = out.add_stream(codec, rate=rate)
     vs.width, vs.height = w, h
-    vs.pix_fmt = "rgb24" if codec == "libx264rgb" else "yuv420p"   # x264rgb: odd sizes work
-    tb = Fraction(1, 1000 * fps)
+    vs.pix_fmt = pix_fmt or ("rgb24" if codec == "libx264rgb" else "yuv420p")  # x264rgb: odd sizes
+    opts = {k: str(v) for k, v in (("crf", crf), ("preset", preset)) if v is not None}
+    opts.update({k: str(v) for k, v in (options or {}).items()})
+    if opts:
+        vs.options = opts
+    tb = 1 / (1000 * rate)
     vs.time_base = tb
     vs.codec_context.time_base = tb
     if rotation:
@@ -61,9 +115,11 @@ def write_video(path: Path, frames: list[np.ndarray], *, fps: int = 25,
     if audio_s:
         astream = out.add_stream(audio_codec, rate=48000)
         astream.layout = "mono"
-    for i, img in enumerate(frames):
+    for i, img in enumerate(itertools.chain([first], frames)):
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-        t = timestamps_s[i] if timestamps_s is not None else i / fps
+        if vs.pix_fmt != "rgb24":
+            vf = vf.reformat(format=vs.pix_fmt)
+        t = timestamps_s[i] if timestamps_s is not None else i / rate
         vf.pts = int(round(t / tb))
         vf.time_base = tb
         for p in vs.encode(vf):

@@ -14,8 +14,10 @@ import pytest
 
 from benchmarks import compare as cmp_mod
 from benchmarks.common import json_safe, percentiles, ratio, read_json, round_robin, write_json
-from benchmarks.latency import (SCHEMA, SCHEMA_VERSION, STAGES, _fill_speedups, evaluate_targets,
-                                parse_settings, peaks, validate, write_roundtrip)
+from benchmarks.latency import parse_settings
+from benchmarks.latency_engines import _fill_speedups, peaks
+from benchmarks.latency_report import evaluate_targets
+from benchmarks.latency_schema import SCHEMA, SCHEMA_VERSION, STAGES, validate, write_roundtrip
 from benchmarks.plots import write_plots
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,6 +170,13 @@ def test_validate_accepts_a_good_result_and_names_what_is_wrong():
     assert "ms_per_batch: missing 'p95'" in problems
     assert "stages must be" in problems
     assert "no baseline row for config 'demo' at batch 2" in problems
+
+
+def test_schema_stages_are_stages_the_pipeline_times():
+    """Every stage column of a pipeline row is one realtime.pipeline records (a renamed stage
+    would otherwise be measured as zeros)."""
+    from realtime.pipeline import STAGES as PIPELINE_STAGES
+    assert set(STAGES) <= set(PIPELINE_STAGES)
 
 
 def test_cli_errors_name_the_flag(capsys):
