@@ -17,6 +17,15 @@ Metadata (``metadata_props``, read back with :func:`read_info`): ``gnr.info`` ho
 object with the model config, the style vector and its source (or ``dynamic``), the source
 checkpoint's sha256, precision, I/O mode, layout, opset and exporter version.
 
+Students (:mod:`training.student`, written by ``python -m training.distill``) export through the
+same functions with the same I/O and metadata contract, so every engine runs them unchanged:
+``kind`` is ``"student"``, ``config`` the student's config (``size``, ``latent_dim``, widths),
+``teacher`` the distilled GNR checkpoint. A locked-style student takes no style; a
+style-conditioned one exports with ``dynamic_style=True`` (its FiLM style path as the ``style``
+input, kept float32 in int8 graphs) or with a style, which is folded into its convolutions
+(:meth:`training.student.Student.lock_style`). ``target``/``fold_blur``/``upsample`` do not
+apply to students (one layout: plain convs and pixel-shuffle serve every runtime).
+
 Files are written atomically (temporary file beside the target, fsync, rename).
 """
 from __future__ import annotations
@@ -41,9 +50,9 @@ from training.style import StyleCode
 from .bake import bake, bake_dynamic
 from .errors import ExportError
 
-__all__ = ["ExportInfo", "ExportError", "export_onnx", "export_checkpoint", "read_info",
-           "quantize_onnx", "INPUT_NAME", "STYLE_NAME", "OUTPUT_NAME", "IO_MODES", "PRECISIONS",
-           "TARGETS", "MIN_OPSET"]
+__all__ = ["ExportInfo", "ExportError", "export_onnx", "export_checkpoint", "export_student",
+           "read_info", "quantize_onnx", "INPUT_NAME", "STYLE_NAME", "OUTPUT_NAME", "IO_MODES",
+           "PRECISIONS", "TARGETS", "MIN_OPSET"]
 
 INPUT_NAME, STYLE_NAME, OUTPUT_NAME = "input", "style", "output"
 IO_MODES = ("float", "uint8-nchw", "uint8-nhwc")
@@ -77,6 +86,8 @@ class ExportInfo:
     exporter: str = "gnr-anime"
     created: str = ""
     format_version: int = FORMAT_VERSION
+    kind: str = "gnr"                       # gnr | student (training.student)
+    teacher: dict | None = None             # a student's teacher: name, sha256, which, config
 
     @property
     def style_code(self) -> StyleCode | None:
@@ -104,8 +115,10 @@ class ExportInfo:
     def describe(self) -> str:
         style = "dynamic style (input 'style')" if self.dynamic_style else \
             (f"style {self.style.get('source')}" if self.style else "no style")
+        layout = "student" if self.kind == "student" else \
+            f"blur {'folded' if self.fold_blur else 'separate'}"
         return (f"{self.size}x{self.size} {self.precision} {self.io} I/O, {style}, "
-                f"blur {'folded' if self.fold_blur else 'separate'}, opset {self.opset}")
+                f"{layout}, opset {self.opset}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,8 +166,6 @@ def export_onnx(G, path: str | os.PathLike, *, style: StyleCode | None = None,
     ``target`` picks the layout ("gpu": blur folded; "cpu": separate depthwise blurs);
     ``fold_blur``/``upsample`` override it. Returns the metadata stored in the file.
     """
-    import onnx
-
     _check_choice("precision", precision, PRECISIONS)
     _check_choice("io", io, IO_MODES)
     _check_choice("target", target, TARGETS)
@@ -195,10 +206,26 @@ def export_onnx(G, path: str | os.PathLike, *, style: StyleCode | None = None,
         args = (x, torch.zeros(1, cfg.latent_dim))
         names.append(STYLE_NAME)
         axes[STYLE_NAME] = {0: "style_batch"}
+    info = ExportInfo(config=cfg.to_dict(), size=s, precision=precision, io=io,
+                      dynamic_style=dynamic_style, style=style.to_dict() if style else None,
+                      checkpoint_sha256=checkpoint_sha256, checkpoint_name=checkpoint_name,
+                      generator=generator, fold_blur=fold, upsample=up, opset=opset,
+                      created=_now())
+    _write_graph(wrapped, args, names, axes, spatial, info, path,
+                 f"GANs N' Roses face->anime generator, {info.describe()}")
+    return info
+
+
+def _write_graph(wrapped: nn.Module, args: tuple, names: list[str], axes: dict, spatial: tuple,
+                 info: ExportInfo, path, doc: str) -> None:
+    """Trace ``wrapped`` to ONNX, write the model's size into the ``spatial`` axes of its input
+    and output, attach ``info`` as metadata, check the graph and write it atomically."""
+    import onnx
+
     buf = _pyio.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapped, args, buf, dynamo=False, opset_version=opset,
+        torch.onnx.export(wrapped, args, buf, dynamo=False, opset_version=info.opset,
                           input_names=names, output_names=[OUTPUT_NAME], dynamic_axes=axes,
                           do_constant_folding=True)
     model_proto = onnx.load_from_string(buf.getvalue())
@@ -207,18 +234,12 @@ def export_onnx(G, path: str | os.PathLike, *, style: StyleCode | None = None,
             for axis in spatial:
                 dim = vi.type.tensor_type.shape.dim[axis]
                 dim.Clear()
-                dim.dim_value = s
-    info = ExportInfo(config=cfg.to_dict(), size=s, precision=precision, io=io,
-                      dynamic_style=dynamic_style, style=style.to_dict() if style else None,
-                      checkpoint_sha256=checkpoint_sha256, checkpoint_name=checkpoint_name,
-                      generator=generator, fold_blur=fold, upsample=up, opset=opset,
-                      created=_now())
+                dim.dim_value = info.size
     _set_info(model_proto, info)
     model_proto.producer_name = "gnr-anime"
-    model_proto.doc_string = f"GANs N' Roses face->anime generator, {info.describe()}"
+    model_proto.doc_string = doc
     onnx.checker.check_model(model_proto)
     _save(model_proto, path)
-    return info
 
 
 def _now() -> str:
@@ -243,12 +264,97 @@ def _save(model_proto, path) -> Path:
 def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike, *,
                       which: str = "G_A2B_ema", **kwargs) -> ExportInfo:
     """Load ``which`` from a checkpoint and :func:`export_onnx` it, recording the checkpoint's
-    sha256 and file name in the metadata."""
-    from training.checkpoint import load_generator
+    sha256 and file name in the metadata. A student checkpoint (``python -m training.distill``)
+    goes to :func:`export_student` instead (``which``, ``target``, ``fold_blur`` and
+    ``upsample`` do not apply to it)."""
+    from training.checkpoint import load_generator, read_checkpoint
+    from training.student import is_student_file, student_from_checkpoint
 
+    meta = dict(checkpoint_sha256=sha256_file(checkpoint), checkpoint_name=Path(checkpoint).name)
+    if is_student_file(checkpoint):
+        if which != "G_A2B_ema":
+            raise ExportError(f"{checkpoint} is a student checkpoint (one network): --which "
+                              f"{which} does not apply to it")
+        ckpt = read_checkpoint(checkpoint)
+        student = student_from_checkpoint(ckpt, checkpoint)
+        for k in ("target", "fold_blur", "upsample"):
+            kwargs.pop(k, None)
+        style = kwargs.pop("style", None)
+        if student.style is not None and style is not None and \
+                _same_style(style, StyleCode.default(student.latent_dim)):
+            style = None     # the apps' and the CLI's implicit default: the student's own style
+        return export_student(student, path, style=style, teacher=ckpt.get("teacher"),
+                              **meta, **kwargs)
     G = load_generator(checkpoint, which=which, device="cpu")
-    return export_onnx(G, path, checkpoint_sha256=sha256_file(checkpoint),
-                       checkpoint_name=Path(checkpoint).name, generator=which, **kwargs)
+    return export_onnx(G, path, generator=which, **meta, **kwargs)
+
+
+def _same_style(a, b) -> bool:
+    va, vb = getattr(a, "vector", a), getattr(b, "vector", b)
+    return len(va) == len(vb) and all(abs(float(x) - float(y)) < 1e-5 for x, y in zip(va, vb))
+
+
+def export_student(student, path: str | os.PathLike, *, style: StyleCode | None = None,
+                   dynamic_style: bool = False, precision: str = "fp32", io: str = "float",
+                   opset: int = MIN_OPSET, checkpoint_sha256: str | None = None,
+                   checkpoint_name: str | None = None, teacher: dict | None = None) -> ExportInfo:
+    """Export a :class:`training.student.Student` to ``path`` (written atomically), with the
+    same graph I/O and metadata contract as :func:`export_onnx`.
+
+    A locked-style student: no ``style`` (or its own), no ``dynamic_style``. A style-conditioned
+    student: ``dynamic_style=True`` (the style as a second input) or a ``style`` to lock in.
+    """
+    import copy
+
+    _check_choice("precision", precision, PRECISIONS)
+    _check_choice("io", io, IO_MODES)
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset must be >= {MIN_OPSET}, got {opset}")
+    cfg = student.config
+    model = copy.deepcopy(student).to("cpu").eval()
+    if cfg.dynamic_style:
+        if dynamic_style == (style is not None):
+            raise ExportError("this student is style-conditioned: give exactly one of a style "
+                              "(--style/--style-image/--style-vector) or --dynamic-style")
+        if style is not None:
+            style = StyleCode.from_vector(getattr(style, "vector", style),
+                                          getattr(style, "source", "vector"), dim=cfg.latent_dim)
+            model = model.lock_style(style)
+    else:
+        if dynamic_style:
+            raise ExportError("this student was distilled for one style (its style is locked "
+                              "in): it cannot take the style as an input; distil with "
+                              "--dynamic-style for that")
+        own = model.style
+        if style is not None and (own is None or not _same_style(style, own)):
+            raise ExportError(f"this student was distilled for {own.source if own else 'one style'}"
+                              f" and renders only that; it cannot be exported with "
+                              f"{getattr(style, 'source', 'another style')} (distil with "
+                              "--dynamic-style for any style)")
+        style = own
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+    model = model.to(dtype)
+    if model.style_mlp is not None:
+        model.style_mlp.float()              # the style path stays float32 (as in bake_dynamic)
+    wrapped = GraphIO(model, io, dtype, dynamic_style).eval()
+    s = cfg.size
+    x = torch.zeros(1, 3, s, s, dtype=dtype) if io == "float" else \
+        torch.full((1, s, s, 3) if io == "uint8-nhwc" else (1, 3, s, s), 128, dtype=torch.uint8)
+    args: tuple = (x,)
+    names = [INPUT_NAME]
+    axes: dict[str, dict[int, str]] = {n: {0: "batch"} for n in (INPUT_NAME, OUTPUT_NAME)}
+    if dynamic_style:
+        args = (x, torch.zeros(1, cfg.latent_dim))
+        names.append(STYLE_NAME)
+        axes[STYLE_NAME] = {0: "style_batch"}
+    info = ExportInfo(config=cfg.to_dict(), size=s, precision=precision, io=io,
+                      dynamic_style=dynamic_style, style=style.to_dict() if style else None,
+                      checkpoint_sha256=checkpoint_sha256, checkpoint_name=checkpoint_name,
+                      generator="student", fold_blur=False, upsample="pixel_shuffle",
+                      opset=opset, created=_now(), kind="student", teacher=teacher)
+    _write_graph(wrapped, args, names, axes, (), info, path,
+                 f"student of a GANs N' Roses face->anime generator, {info.describe()}")
+    return info
 
 
 def read_info(model: str | os.PathLike | bytes | Any) -> ExportInfo | None:
@@ -311,6 +417,9 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, *, calibration
                           f"{info.precision} with {info.io} I/O (export it without --fp16/--io)")
     settings: dict[str, Any] = {"method": method, "per_channel": per_channel,
                                 "weights": "int8", "tool": "onnxruntime.quantization"}
+    student = info.kind == "student"
+    ops = _quant_ops(exclude_ops, info.dynamic_style and not student)
+    keep_float = _student_style_nodes(src) if student else []
     dst = Path(dst)
     with atomic_path(dst) as tmp:
         pre = tmp.with_name(tmp.name + ".pre.onnx")
@@ -325,17 +434,21 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, *, calibration
                 if calib.ndim != 4 or calib.shape[1:] != (3, info.size, info.size):
                     raise ExportError(f"calibration crops must be N x 3 x {info.size} x "
                                       f"{info.size}, got {calib.shape}")
-                style = None
+                dim = info.config["latent_dim"]
+                styles = None
                 if info.dynamic_style:
-                    style = StyleCode.from_seed(0, info.config["latent_dim"]).numpy()[None]
+                    # a student's FiLM ranges vary with the style: calibrate over styles
+                    # (seeds 0, 1, ...), one per crop; GNR graphs calibrate with style 0
+                    seeds = range(len(calib)) if student else [0] * len(calib)
+                    styles = [StyleCode.from_seed(k, dim).numpy()[None] for k in seeds]
 
                 class Reader(CalibrationDataReader):
                     def __init__(self):
                         feeds = []
                         for i in range(len(calib)):
                             feed = {INPUT_NAME: calib[i:i + 1]}
-                            if style is not None:
-                                feed[STYLE_NAME] = style
+                            if styles is not None:
+                                feed[STYLE_NAME] = styles[i]
                             feeds.append(feed)
                         self._it = iter(feeds)
 
@@ -350,14 +463,14 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, *, calibration
                                 calibrate_method={"minmax": CalibrationMethod.MinMax,
                                                   "percentile": CalibrationMethod.Percentile,
                                                   "entropy": CalibrationMethod.Entropy}[calibrate],
-                                op_types_to_quantize=_quant_ops(exclude_ops, info.dynamic_style),
+                                op_types_to_quantize=ops, nodes_to_exclude=keep_float,
                                 extra_options={"ActivationSymmetric": False,
                                                "WeightSymmetric": True})
             else:
                 settings.update(activations="dynamic uint8")
                 quantize_dynamic(str(pre), str(tmp), per_channel=per_channel,
                                  weight_type=QuantType.QInt8,
-                                 op_types_to_quantize=_quant_ops(exclude_ops, info.dynamic_style))
+                                 op_types_to_quantize=ops, nodes_to_exclude=keep_float)
         finally:
             pre.unlink(missing_ok=True)
         import onnx
@@ -375,3 +488,12 @@ def _quant_ops(exclude: Sequence[str], dynamic_style: bool) -> list[str]:
     the demodulation) stays float, only the convolutions and activations are quantized."""
     ops = ["Conv", "ConvTranspose", "LeakyRelu"] + ([] if dynamic_style else ["Add", "Mul"])
     return [o for o in ops if o not in set(exclude)]
+
+
+def _student_style_nodes(src) -> list[str]:
+    """A student graph's style path — the style MLP and every FiLM scale and shift — stays
+    float; its convolutions, activations and residual/skip additions are quantized."""
+    import onnx
+
+    graph = onnx.load(str(src), load_external_data=False).graph
+    return [n.name for n in graph.node if "/film/" in n.name or "/style_mlp/" in n.name]
