@@ -23,11 +23,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from training.messages import one_line
 
 from . import cli
+from .cluster import add_ray_arguments, print_cluster_summary, ray_options, run_on_ray
 from .compose import (DEMO_VIDEO, ConfigError, FileInput, FileOutput, PipelineConfig,
                       build_pipeline, open_model, open_source)
 from .sinks import VIDEO_OUTPUT_SUFFIXES, codec_problem, photo_output_suffix
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     max_faces.help = (f"faces to track per frame, 1..16 (default 1 for videos; {PHOTO_MAX_FACES}, "
                       "every face, for photos)")
     cli.add_verbosity(p)
+    add_ray_arguments(p)
     return p
 
 
@@ -317,17 +319,21 @@ class Converter:
         return jobs
 
 
-def print_summary(console, jobs: list[Job]) -> None:
+def print_summary(console, jobs: list[Job], *, title: str = "Conversion summary",
+                  extra: Sequence[tuple[str, bool, Callable[[Job], str]]] = ()) -> None:
+    """The summary table; ``extra``: more columns as (name, is_number, job -> text), placed
+    before the note (the cluster adds segments and nodes)."""
     from rich.table import Table
-    t = Table(title="Conversion summary")
-    for col in ("input", "output", "status", "frames", "faces", "fps", "note"):
-        t.add_column(col, justify="right" if col in ("frames", "faces", "fps") else "left",
-                     overflow="fold")
+    t = Table(title=title)
+    numbers = {"frames", "faces", "fps"} | {name for name, num, _ in extra if num}
+    for col in ("input", "output", "status", "frames", "faces", "fps",
+                *[name for name, _, _ in extra], "note"):
+        t.add_column(col, justify="right" if col in numbers else "left", overflow="fold")
     for j in jobs:
         fps = f"{j.frames / j.seconds:.1f}" if j.seconds and j.frames else ""
         color = {"done": "green", "skipped": "yellow"}.get(j.status, "red")
         t.add_row(str(j.input), str(j.output), f"[{color}]{j.status}[/]", str(j.frames or ""),
-                  str(j.faces or ""), fps, j.reason)
+                  str(j.faces or ""), fps, *[fn(j) for _, _, fn in extra], j.reason)
     console.print(t)
 
 
@@ -381,6 +387,10 @@ def _run(args, console, jobs: list[Job]) -> int:
     try:
         if args.jobs < 1:
             raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+        ray_opts = ray_options(args)
+        if ray_opts is not None and args.jobs != 1:
+            raise ConfigError("--jobs: with --ray, Ray runs the files in parallel "
+                              "(--ray-cpus-per-task, --ray-gpus-per-task set how many)")
         inputs = [DEMO_VIDEO] if demo else list(args.inputs)
         mode = args.output_mode or ("side-by-side" if demo else "composite")
         unset = args.max_faces is None
@@ -399,18 +409,23 @@ def _run(args, console, jobs: list[Job]) -> int:
         jobs[:] = planned
         for n in notes:
             console.print(f"note: {n}", soft_wrap=True, highlight=False)
-        model = open_model(model_opts, log=lambda m: console.print(f"note: {m}", soft_wrap=True))
+        if ray_opts is not None:          # the workers open the model; ClusterError exits 2
+            run_on_ray(jobs, model_opts, cfg, out_opts, ray_opts, console=console,
+                       photo_cfg=photo_cfg)
+        else:
+            model = open_model(model_opts, log=lambda m: console.print(f"note: {m}", soft_wrap=True))
     except (ConfigError, MediaError) as e:
         console.print(f"[red]error:[/] {one_line(e)}", soft_wrap=True)
         return 2
-    console.print(f"engine: {model.summary}", soft_wrap=True, highlight=False)
-    if args.verbose:
-        console.print(f"  {model.details}", soft_wrap=True, highlight=False)
-    cli.apply_process_settings(model.engine, lambda m: console.print(m, highlight=False), args.verbose)
-    Converter(model.engine, cfg, out_opts, args.jobs, console, photo_cfg=photo_cfg).run(jobs)
+    if ray_opts is None:
+        console.print(f"engine: {model.summary}", soft_wrap=True, highlight=False)
+        if args.verbose:
+            console.print(f"  {model.details}", soft_wrap=True, highlight=False)
+        cli.apply_process_settings(model.engine, lambda m: console.print(m, highlight=False), args.verbose)
+        Converter(model.engine, cfg, out_opts, args.jobs, console, photo_cfg=photo_cfg).run(jobs)
     failed = [j for j in jobs if j.status in ("failed", "interrupted")]
     if len(jobs) > 1:
-        print_summary(console, jobs)
+        (print_summary if ray_opts is None else print_cluster_summary)(console, jobs)
     for j in jobs:
         for n in j.notes:
             console.print(f"note: {n}", soft_wrap=True, highlight=False)

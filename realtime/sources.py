@@ -295,13 +295,22 @@ class VideoFileSource:
 
     Frames without a timestamp get the previous one plus one frame period. A file that breaks
     off mid-stream raises MediaError naming the frame where it stopped (nothing is silently cut).
+
+    ``start_s``/``end_s`` read a time window ``start_s <= t < end_s`` (a cluster segment with its
+    warm-up): the reader seeks to the keyframe at or before ``start_s`` (further back when the
+    container's seek lands too late), so the pixels are those of a whole-file decode. Frames
+    without timestamps cannot be placed in a window (MediaError: convert the file whole).
+    ``stop()`` ends the iteration at the next frame.
     """
 
-    def __init__(self, path: str | os.PathLike, *, threads: int = 0):
+    def __init__(self, path: str | os.PathLike, *, threads: int = 0, start_s: float | None = None,
+                 end_s: float | None = None, info: VideoInfo | None = None):
         self.path = str(path)
-        self.info = probe(path)
+        self.info = info or probe(path)
         self.threads = threads
+        self.start_s, self.end_s = start_s, end_s
         self.frames_read = 0
+        self.stopped = False
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -312,7 +321,24 @@ class VideoFileSource:
     def fps(self) -> float:
         return self.info.fps
 
+    @property
+    def windowed(self) -> bool:
+        return self.start_s is not None or self.end_s is not None
+
+    def stop(self) -> None:
+        self.stopped = True
+
     def __iter__(self) -> Iterator[Frame]:
+        back = 0.0                      # how much earlier than start_s to seek
+        while True:
+            landed = yield from self._read(None if self.start_s is None else self.start_s - back)
+            if landed:
+                return
+            back = max(1.0, 2 * back)   # the seek landed after start_s: go further back
+
+    def _read(self, aim: float | None):
+        """Yield the frames (from a seek to ``aim`` when it is after the file's start). Returns
+        False, having yielded nothing, when that seek landed after ``start_s``."""
         av = _av()
         info = self.info
         container = _open_input(self.path)
@@ -321,10 +347,15 @@ class VideoFileSource:
             stream.thread_type = "AUTO"
             if self.threads:
                 stream.codec_context.thread_count = self.threads
+            seeked = aim is not None and math.isfinite(aim) and aim > info.start_time_s
+            if seeked:
+                container.seek(int(math.floor(aim / info.time_base)), stream=stream,
+                               backward=True, any_frame=False)
             period = 1.0 / info.fps
             tally = _Tally(info)
             last_t = None
             index = 0
+            first, ended_early = True, False
             try:
                 for packet in container.demux():      # every stream: their packets are counted
                     tally.add(packet)
@@ -335,21 +366,36 @@ class VideoFileSource:
                     for vf in packet.decode():
                         if vf.pts is not None:
                             t = float(vf.pts * info.time_base)
+                        elif self.windowed:
+                            raise MediaError(f"{self.path}: frames without timestamps cannot be "
+                                             "read from a time window (convert the file whole)")
                         else:
                             t = (last_t + period) if last_t is not None else info.start_time_s
+                        if first and seeked and t > self.start_s:
+                            return False
+                        first = False
                         last_t = t
+                        if self.start_s is not None and t < self.start_s:
+                            continue
+                        if (self.end_s is not None and t >= self.end_s) or self.stopped:
+                            ended_early = True
+                            break
                         img = upright(vf.to_ndarray(format="rgb24"), info.rotation)
                         yield Frame(img, t, index)
                         index += 1
                         self.frames_read = index
+                    if ended_early:
+                        break
             except av.error.FFmpegError as e:
                 raise MediaError(self._broken(index, last_t, _reason(e))) from None
-            if index == 0:
-                raise MediaError(f"{self.path}: no video frame could be decoded "
+            if index == 0 and not self.stopped:
+                where = " in the window asked for" if self.windowed else ""
+                raise MediaError(f"{self.path}: no video frame could be decoded{where} "
                                  "(truncated or corrupt file?)")
-            short = tally.shortfall()
+            short = tally.shortfall() if not (seeked or ended_early) else None
             if short:
                 raise MediaError(f"{self.path}: the file is truncated ({short})")
+            return True
         finally:
             container.close()
 
