@@ -236,6 +236,12 @@ class VirtualMicrophone:
         old = {k: os.environ.get(k) for k in env}
         try:
             os.environ.update(env)                   # route our stream into the null sink
+            if self.linux:
+                try:
+                    sd.query_devices(kind="output")
+                except Exception:  # noqa: BLE001 - no default output: PortAudio lists devices
+                    sd._terminate()          # once, at start, so a sound server that came up
+                    sd._initialize()         # since is invisible until it starts again
             self.stream = sd.OutputStream(device=out_device, channels=channels, samplerate=rate,
                                           dtype="float32")
             self.stream.start()

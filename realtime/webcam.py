@@ -171,18 +171,21 @@ class LiveSound:
         self.say, self.video = say, source
         self.tracker = LatencyTracker(fixed_ms=args.audio_delay)
         self.sound = self.mic_out = self.pump = None
+        if args.virtual_camera or args.audio_output is not None:
+            try:                     # first: it may restart PortAudio to find a new server
+                self.mic_out = VirtualMicrophone(args.audio_output)
+                say(_escape(self.mic_out.description))
+            except AudioUnavailableError as e:
+                self.warn(f"no virtual microphone: {one_line(e)}")
         try:
             self.sound = FileSoundTrack(args.input, source, loop=not args.no_loop) \
                 if args.audio == "input" else Microphone(parse_device(args.audio))
         except AudioUnavailableError as e:
             self.warn(f"no sound: {one_line(e)}; the video goes on without it")
+            if self.mic_out is not None:
+                self.mic_out.close()
+                self.mic_out = None
             return
-        if args.virtual_camera or args.audio_output is not None:
-            try:
-                self.mic_out = VirtualMicrophone(args.audio_output)
-                say(_escape(self.mic_out.description))
-            except AudioUnavailableError as e:
-                self.warn(f"no virtual microphone: {one_line(e)}")
 
     def warn(self, message: str) -> None:
         self.say(f"[yellow]warning:[/] {_escape(message)}")
