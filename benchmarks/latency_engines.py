@@ -15,6 +15,17 @@ doubled further while a backend's throughput still grows by 3 %):
   fp16, fp16 + CUDA graphs), onnxruntime (CPU fp32 and int8; CUDA fp16; its TensorRT provider),
   TensorRT FP16. Those that cannot run are listed with the reason.
 
+* the config's **student** (:mod:`training.student`, what ``python -m training.distill`` makes
+  of a teacher of that size; :func:`student_for`), timed in the same turns as its teacher:
+  locked-style (a style folded into its convolutions, :meth:`~training.student.Student.lock_style`,
+  exactly what a student distilled with ``--style`` runs) and style-conditioned (the style as an
+  input), each in torch fp32 and onnxruntime fp32 and int8 on the CPU (torch fp16 + CUDA graphs
+  on CUDA). Labels ``student locked · ...`` / ``student styled · ...``; ``exact`` is false (a
+  student approximates its teacher) and ``max_abs_vs_baseline`` null (random weights for the
+  released size: speed only). The student's own FLOPs give its TFLOP/s; the section's
+  ``students`` entry holds its config, FLOPs and parameters, and
+  :func:`benchmarks.latency_report.evaluate_targets` compares it with the teacher's int8 row.
+
 Per (backend, batch): ms per batch p50/p95/p99, frames/s, speed-up over the baseline at the
 same batch *in the same run*, and achieved TFLOP/s of useful work (the generator's FLOPs per
 frame from :func:`training.summary.count_flops`; a blur-folded graph executes about twice that).
@@ -109,6 +120,8 @@ class Variant:
     engine: object | None = None      # the realtime.engines engine, when there is one
     note: str = ""
     max_batch: int | None = None      # largest batch to try
+    flops: float | None = None        # FLOPs a frame when not the config's (a student's)
+    parity: bool = True               # compare its output with the baseline's
 
 
 def _engine_variant(engine, backend: str, label: str, max_batch: int | None = None) -> Variant:
@@ -275,6 +288,108 @@ def build_variants(G, style, cfg_name: str, s: Settings, tmp: Path, caps,
     return variants, skipped
 
 
+# =============================================================================================
+# Students: the teacher's CPU replacement, timed beside it
+# =============================================================================================
+STUDENT_KINDS = ("locked", "styled")
+
+
+def student_label(kind: str, engine_label: str) -> str:
+    return f"student {kind} · {engine_label}"
+
+
+def student_for(cfg_name: str, cfg):
+    """(style-conditioned Student, where it came from) for a model config: the shipped demo
+    student for ``demo`` (trained, when it is there and fits), else the default CPU design
+    (:class:`training.student.StudentConfig`) at the config's size, random weights (seed 0)."""
+    import torch
+    from realtime.compose import DEMO_STUDENT
+    from training.student import Student, StudentConfig, load_student
+    if cfg_name == "demo" and DEMO_STUDENT.exists():
+        st = load_student(DEMO_STUDENT)
+        if st.size == cfg.size and st.config.dynamic_style:
+            return st, f"the shipped {DEMO_STUDENT.name} (trained)"
+    torch.manual_seed(0)
+    sc = StudentConfig(size=cfg.size, latent_dim=cfg.latent_dim, dynamic_style=True)
+    return Student(sc).eval().requires_grad_(False), "the default CPU design, random weights"
+
+
+def student_cost(student) -> dict:
+    """FLOPs a frame of the student locked (no style path) and style-conditioned, and its
+    parameters (:func:`training.student.student_flops`)."""
+    from dataclasses import replace
+    from training.student import student_flops, student_parameters
+    cfg = student.config
+    return {"config": cfg.to_dict(), "description": cfg.describe(),
+            "flops_per_frame": {"locked": student_flops(replace(cfg, dynamic_style=False)),
+                                "styled": student_flops(cfg)},
+            "parameters": student_parameters(cfg)}
+
+
+def build_student_variants(student, style, cost: dict, cfg_name: str, s: Settings, tmp: Path,
+                           log: Callable[[str], None]) -> tuple[list[Variant], list[dict]]:
+    """The student's rows: locked (``style`` folded in) and styled (style as input), in torch
+    and onnxruntime fp32/int8 on the CPU, torch fp16 on CUDA."""
+    from export.onnx import export_student, quantize_onnx
+    from export.verify import astronaut_crops
+    from realtime.engines.onnxruntime import open_onnx
+    from realtime.engines.torch import open_torch
+
+    cuda = s.device == "cuda"
+    small = [b for b in s.batches if b <= 8]
+    max_cpu = max(small) if small else max(s.batches)
+    variants: list[Variant] = []
+    skipped: list[dict] = []
+    locked = student.lock_style(style)
+
+    def add(kind: str, engine_label: str, make: Callable[[], Variant]) -> None:
+        label = student_label(kind, engine_label)
+        if s.backends and not any(b in label.lower() for b in s.backends):
+            return
+        try:
+            v = make()
+        except Exception as e:  # noqa: BLE001 - reported, not fatal
+            skipped.append({"config": cfg_name, "backend": label,
+                            "reason": f"failed to build: {error_line(e)}"})
+            log(f"  [yellow]skip[/] {label}: failed to build: {error_line(e)}")
+            return
+        v.label, v.exact, v.parity = label, False, False
+        v.flops = cost["flops_per_frame"][kind]
+        variants.append(v)
+
+    def onnx(kind: str, int8: bool) -> Variant:
+        t0 = time.perf_counter()
+        src = tmp / f"{cfg_name}-student-{kind}.onnx"
+        if not src.exists():
+            if kind == "locked":
+                export_student(locked, src)
+            else:
+                export_student(student, src, dynamic_style=True)
+        path = src
+        if int8:
+            path = tmp / f"{cfg_name}-student-{kind}-int8.onnx"
+            quantize_onnx(src, path, calibration=astronaut_crops(student.size, n=8, seed=2).numpy())
+        log(f"  exported {path.name} in {time.perf_counter() - t0:.1f} s")
+        eng = open_onnx(path, device="cpu", threads=s.threads, max_batch=max_cpu, style=style)
+        prec = "onnxruntime-cpu int8" if int8 else "onnxruntime-cpu fp32"
+        return _engine_variant(eng, "onnxruntime", prec, max_batch=max_cpu)
+
+    for kind in STUDENT_KINDS:
+        dyn = kind == "styled"
+        if cuda:
+            add(kind, "torch-cuda fp16 +cudagraphs", lambda dyn=dyn: _engine_variant(
+                open_torch(student if dyn else locked, style, dynamic_style=dyn, device="cuda",
+                           max_batch=s.max_gpu_batch), "torch", "torch-cuda fp16 +cudagraphs"))
+        if not cuda or s.cpu_on_gpu:
+            add(kind, "torch-cpu fp32", lambda dyn=dyn: _engine_variant(
+                open_torch(student if dyn else locked, style, dynamic_style=dyn, device="cpu",
+                           max_batch=max_cpu), "torch", "torch-cpu fp32", max_batch=max_cpu))
+            add(kind, "onnxruntime-cpu fp32", lambda kind=kind: onnx(kind, False))
+            if s.int8:
+                add(kind, "onnxruntime-cpu int8", lambda kind=kind: onnx(kind, True))
+    return variants, skipped
+
+
 def release(variants: Sequence[Variant], keep=None) -> None:
     """Close every engine but ``keep`` (frees GPU memory: CUDA graph pools, weights)."""
     for v in variants:
@@ -302,6 +417,7 @@ def _parity(out, ref) -> float | None:
 
 
 def _engine_row(cfg_name: str, v: Variant, batch: int, timed, flops: float) -> dict:
+    flops = v.flops if v.flops is not None else flops
     st = percentiles(timed.wall_ms)
     gpu = percentiles(timed.gpu_ms) if timed.gpu_ms else None
     p50 = st["p50"]
@@ -353,7 +469,8 @@ def _time_batch(cfg_name: str, batch: int, dev: str, group: list[Variant], x, ba
             out = _no_grad(v.fn, x)
             if v is base:
                 ref["out"] = out
-            parity[v.label] = None if "out" not in ref or v is base else _parity(out, ref["out"])
+            parity[v.label] = None if "out" not in ref or v is base or not v.parity \
+                else _parity(out, ref["out"])
             calls.append((v.label, (lambda v=v: _no_grad(v.fn, x))))
         except Exception as e:  # noqa: BLE001 - recorded; the others go on
             stops(v.label, error_line(e))
@@ -393,7 +510,7 @@ def run_engine_section(s: Settings, console, tmp: Path) -> tuple[dict, dict]:
     from realtime.engines.select import Capabilities
     from training.style import StyleCode
 
-    section: dict = {"configs": {}, "rows": [], "skipped": [], "peaks": {}}
+    section: dict = {"configs": {}, "rows": [], "skipped": [], "peaks": {}, "students": {}}
     kept: dict[str, list[Variant]] = {}
     style = StyleCode.from_seed(STYLE_SEED)
     caps = Capabilities.detect()
@@ -408,8 +525,20 @@ def run_engine_section(s: Settings, console, tmp: Path) -> tuple[dict, dict]:
                       f"{cost['parameters']['total'] / 1e6:.2f} M parameters, random weights, "
                       f"style seed {STYLE_SEED}")
         G = random_generator(cfg)
-        variants, skipped = build_variants(G, style, cfg_name, s, tmp, caps,
-                                           lambda m: console.print(m, highlight=False))
+
+        def log(m: str) -> None:
+            console.print(m, highlight=False)
+        variants, skipped = build_variants(G, style, cfg_name, s, tmp, caps, log)
+        section["skipped"] += skipped
+        student, student_source = student_for(cfg_name, cfg)
+        scost = student_cost(student)
+        section["students"][cfg_name] = {"source": student_source, **scost}
+        console.print(f"  student: {scost['description']}, {student_source}: "
+                      f"{scost['flops_per_frame']['locked'] / 1e9:.2f} GFLOP a frame locked, "
+                      f"{scost['flops_per_frame']['styled'] / 1e9:.2f} styled, "
+                      f"{scost['parameters'] / 1e6:.2f} M parameters", highlight=False)
+        more, skipped = build_student_variants(student, style, scost, cfg_name, s, tmp, log)
+        variants += more
         section["skipped"] += skipped
         faces = astronaut_crops(cfg.size, n=8, seed=1)
         history: dict[str, list[float]] = {v.label: [] for v in variants}

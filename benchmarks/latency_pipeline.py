@@ -3,7 +3,8 @@
 Synthesized videos of the astronaut photo (:func:`realtime.synthetic.synth_clip`) with 1 and 4
 moving faces at 640x480, 1280x720 and 1920x1080 run through pipelines built the way every
 front end builds them (:func:`realtime.compose.build_pipeline`; the ``face`` paste, see
-:data:`PASTE`), with the fastest exact engine of the engine section:
+:data:`PASTE`), with the fastest exact engine of the engine section (or, for the
+``demo-student`` model, the shipped demo student as the product opens it):
 
 * ``file`` mode: decode (PyAV) -> track -> align -> engine (faces of up to ``--batch-frames``
   frames batched) -> paste -> encode (libx264 veryfast, or NVENC where it opens) into a
@@ -66,16 +67,33 @@ class Record(NamedTuple):
     faces: int
 
 
+# The pipeline model that runs the shipped demo student (realtime/assets/demo_student.pt, what
+# ``--model demo`` opens on the CPU) through the product's own backend choice.
+DEMO_STUDENT_MODEL = "demo-student"
+
+
 def pick_pipeline_engine(s: Settings, engine_section: dict | None, kept: dict, tmp: Path,
                          log: Callable[[str], None]):
     """(engine, model name, why): the fastest exact engine measured at batch 1 for the
     pipeline's model config, else the product's own choice for the device
-    (:func:`realtime.engines.select.open_engine`, ``--backend auto``) on random weights."""
+    (:func:`realtime.engines.select.open_engine`, ``--backend auto``) on random weights; for
+    :data:`DEMO_STUDENT_MODEL`, the product's own choice for the shipped demo student (on the
+    CPU its cached int8 graph)."""
     from realtime.engines import IdentityEngine
+    from realtime.engines.select import EngineRequest, open_engine
     model = s.pipeline_config()
     if model == "identity":
         return IdentityEngine(size=256, device=s.device), "identity", \
             "identity model: everything but the network"
+    if model == DEMO_STUDENT_MODEL:
+        from realtime.compose import DEMO_STUDENT
+        if not DEMO_STUDENT.exists():
+            raise BenchmarkError(f"--pipeline-model {model}: {DEMO_STUDENT} is not in this build")
+        engine, why = open_engine(EngineRequest(
+            checkpoint=DEMO_STUDENT, style_seed=STYLE_SEED, backend="auto", device=s.device,
+            max_batch=16 if s.device == "cuda" else 8, threads=s.threads, onnx_cache=tmp),
+            log=log)
+        return engine, model, f"the product's auto choice for {DEMO_STUDENT.name}: {why}"
     cands = [v for v in kept.get(model, []) if v.engine is not None and v.exact]
     if engine_section and cands:
         ms = {r["label"]: r["ms_per_frame"] for r in engine_section["rows"]
@@ -85,7 +103,6 @@ def pick_pipeline_engine(s: Settings, engine_section: dict | None, kept: dict, t
             best = min(timed, key=lambda v: ms[v.label])
             return best.engine, model, f"fastest exact engine at batch 1 in the engine section " \
                                        f"({ms[best.label]:.2f} ms a frame)"
-    from realtime.engines.select import EngineRequest, open_engine
     from training import make_checkpoint, save_checkpoint
     cfg, _ = model_config(model)
     ckpt = save_checkpoint(make_checkpoint({"G_A2B_ema": random_generator(cfg)}, cfg),

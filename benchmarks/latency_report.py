@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import describe_machine
+from .common import describe_machine, ratio
 from .latency_schema import STAGES
 
 
@@ -26,6 +26,49 @@ def _cpu_targets(rows: list[dict]) -> list[dict]:
                             "met": r["speedup_vs_baseline"] >= goal,
                             "note": (f"vs the authors' CPU blur: {r['speedup_vs_authors_cpu']:.2f}x"
                                      if r.get("speedup_vs_authors_cpu") else "")})
+    return out
+
+
+# The CPU student's targets (issue 18): at 256x256, batch 1, its int8 graph against the
+# teacher's int8 graph measured in the same run.
+STUDENT_MS_GOAL = 33.0
+STUDENT_SPEEDUP_GOAL = 3.5
+STUDENT_INT8 = "student locked · onnxruntime-cpu int8"
+TEACHER_INT8 = "onnxruntime-cpu int8"
+
+
+def student_comparison(rows: list[dict], cfg_name: str, batch: int) -> list[dict]:
+    """Each student row of ``cfg_name`` at ``batch`` beside the teacher row of the same backend
+    (the label after ``student KIND · ``): ms a frame of both and the speed-up."""
+    teacher = {r["label"]: r for r in rows if r["config"] == cfg_name and r["batch"] == batch
+               and not r["label"].startswith("student ")}
+    out = []
+    for r in rows:
+        if r["config"] != cfg_name or r["batch"] != batch or not r["label"].startswith("student "):
+            continue
+        t = teacher.get(r["label"].split(" · ", 1)[-1])
+        out.append({"student": r["label"], "ms_per_frame": r["ms_per_frame"],
+                    "teacher": t["label"] if t else None,
+                    "teacher_ms_per_frame": t["ms_per_frame"] if t else None,
+                    "speedup": ratio(t["ms_per_frame"], r["ms_per_frame"]) if t else None})
+    return out
+
+
+def _student_targets(rows: list[dict]) -> list[dict]:
+    cmp = {c["student"]: c for c in student_comparison(rows, "released", 1)}
+    c = cmp.get(STUDENT_INT8)
+    if c is None or c["ms_per_frame"] is None or not np.isfinite(c["ms_per_frame"]):
+        return []
+    out = [{"target": f"CPU student: locked int8 <= {STUDENT_MS_GOAL:g} ms a frame, 256x256, "
+                      "batch 1", "value": c["ms_per_frame"], "goal": STUDENT_MS_GOAL,
+            "met": c["ms_per_frame"] <= STUDENT_MS_GOAL,
+            "note": f"{1000 / c['ms_per_frame']:.1f} frames/s"}]
+    if c["speedup"] is not None:
+        out.append({"target": f"CPU student: locked int8 >= {STUDENT_SPEEDUP_GOAL:g}x the "
+                              "teacher's int8, 256x256, batch 1, same run",
+                    "value": c["speedup"], "goal": STUDENT_SPEEDUP_GOAL,
+                    "met": c["speedup"] >= STUDENT_SPEEDUP_GOAL,
+                    "note": f"teacher int8 {c['teacher_ms_per_frame']:.1f} ms a frame"})
     return out
 
 
@@ -62,7 +105,8 @@ def _gpu_targets(rows: list[dict], pipe: dict) -> list[dict]:
 def evaluate_targets(result: dict) -> list[dict]:
     """Each target the run has the rows for: what it asks, the value, the goal, met or not."""
     rows = (result.get("engine") or {}).get("rows", [])
-    return _cpu_targets(rows) + _gpu_targets(rows, result.get("pipeline") or {})
+    return _cpu_targets(rows) + _student_targets(rows) + \
+        _gpu_targets(rows, result.get("pipeline") or {})
 
 
 # =============================================================================================
@@ -97,9 +141,34 @@ def _engine_tables(eng: dict, console) -> None:
                       _f(r["tflops"], "{:.3f}"), _f(r["max_abs_vs_baseline"], "{:.1e}"),
                       str(r["reps"]), style=style)
         console.print(t)
+    for cfg_name, st in (eng.get("students") or {}).items():
+        _student_table(eng, cfg_name, st, console)
     for sk in eng.get("skipped", []):
         console.print(f"  not measured: {sk['backend']} ({sk['config']}): {sk['reason']}",
                       highlight=False)
+
+
+def _student_table(eng: dict, cfg_name: str, st: dict, console) -> None:
+    """The student beside its teacher, backend by backend, at every batch measured."""
+    from rich.table import Table
+    cfg = eng["configs"].get(cfg_name) or {}
+    fl = st["flops_per_frame"]
+    teacher_gf = (cfg.get("flops_per_frame") or {}).get("total", float("nan")) / 1e9
+    t = Table(title=f"Student vs teacher · {cfg_name} · student {st['description']} "
+                    f"({st['source']}), {fl['locked'] / 1e9:.2f} GFLOP locked / "
+                    f"{fl['styled'] / 1e9:.2f} styled, teacher {teacher_gf:.2f} GFLOP · "
+                    "ms a frame (p50), same run")
+    for col in ("student", "batch", "ms/frame", "frames/s", "teacher", "ms/frame ", "× teacher"):
+        t.add_column(col, justify="left" if col in ("student", "teacher") else "right",
+                     no_wrap=True)
+    for batch in sorted({r["batch"] for r in eng["rows"] if r["config"] == cfg_name}):
+        for c in student_comparison(eng["rows"], cfg_name, batch):
+            ms = c["ms_per_frame"]
+            t.add_row(c["student"], str(batch), _f(ms, "{:.2f}"),
+                      _f(1000 / ms if ms else None, "{:.1f}"), c["teacher"] or "—",
+                      _f(c["teacher_ms_per_frame"], "{:.2f}"), _f(c["speedup"], "{:.2f}"))
+    if t.row_count:
+        console.print(t)
 
 
 def _pipeline_table(pipe: dict, console) -> None:

@@ -1,4 +1,4 @@
-"""Export a GNR generator: ONNX graphs, int8 quantization, TensorRT engines, parity checks.
+"""Export a GNR generator or a distilled student: ONNX graphs, int8, TensorRT engines, parity.
 
     python -m export onnx --checkpoint CKPT [--style SEED | --style-image IMG |
                           --style-vector FILE | --dynamic-style] -o model.onnx
@@ -6,6 +6,12 @@
     python -m export quantize model.onnx -o model.int8.onnx [--calibration FACES...]
     python -m export trt model.onnx -o model.engine --fp16 --batch 1:4:8
     python -m export verify --checkpoint CKPT model.onnx [model.engine ...] [--faces FACES...]
+
+CKPT is a GNR checkpoint or a student checkpoint (python -m training.distill). A locked-style
+student renders the one style it was distilled for and takes no style option; a
+style-conditioned one takes a style to lock in (default --style 0) or --dynamic-style.
+--target and --which do not apply to students (one layout serves every runtime); verify
+compares a student's graphs with the student in PyTorch.
 
 Exit status: 0 done (verify: every check passed), 1 a check failed or the work could not be done,
 2 bad command line.
@@ -62,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True, metavar="{onnx,quantize,trt,verify}")
 
     p = sub.add_parser("onnx", help="export a locked-style (or style-as-input) ONNX graph")
-    p.add_argument("--checkpoint", type=Path, required=True, help="a GNR checkpoint (.pt)")
+    p.add_argument("--checkpoint", type=Path, required=True,
+                   help="a GNR checkpoint, or a student checkpoint (python -m training.distill; a "
+                        "locked-style student takes no style option)")
     g = _add_style(p)
     g.add_argument("--dynamic-style", action="store_true",
                    help="style as a second graph input (one graph for every style)")
@@ -100,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="compare exported models with the PyTorch model on faces")
     v.add_argument("models", type=Path, nargs="+", help=".onnx and/or .engine files")
-    v.add_argument("--checkpoint", type=Path, required=True, help="the checkpoint they came from")
+    v.add_argument("--checkpoint", type=Path, required=True,
+                   help="the checkpoint they came from (GNR or student)")
     v.add_argument("--which", default="G_A2B_ema")
     v.add_argument("--faces", type=Path, nargs="+", default=None, metavar="FACE",
                    help="aligned face crops (images or .npy); default: the astronaut photo")
@@ -130,8 +139,7 @@ def _style(args, latent_dim: int, checkpoint=None):
         if getattr(args, "style", None) is not None:
             return StyleCode.from_seed(args.style, latent_dim)
     except StyleError as e:
-        flag = "--style-vector" if args.style_vector else "--style-image" if args.style_image else "--style"
-        raise CliError(f"{flag}: {e}") from None
+        raise CliError(f"{_style_flag(args)}: {e}") from None
     return None
 
 
@@ -167,11 +175,21 @@ def cmd_onnx(args, out) -> int:
         raise CliError(f"--checkpoint: file not found: {args.checkpoint}")
     if args.int8 and (args.fp16 or args.io != "float"):
         raise CliError("--int8: starts from an fp32 graph with float I/O; drop --fp16/--io")
-    cfg = checkpoint_config(read_checkpoint(args.checkpoint), args.checkpoint)
+    ckpt = read_checkpoint(args.checkpoint)
+    cfg = checkpoint_config(ckpt, args.checkpoint)
+    locked, own = _locked_student(ckpt)
+    del ckpt
     style = None
     if not args.dynamic_style:
         style = _style(args, cfg.latent_dim, args.checkpoint)
-        if style is None:
+        if locked and style is not None and (own is None or style.vector != own.vector):
+            raise CliError(f"{_style_flag(args)}: {args.checkpoint} is a locked-style student "
+                           f"(distilled for {own.source if own else 'one style'}); it takes no "
+                           "style option")
+        if locked:
+            style = own
+            out(f"a locked-style student: its own style ({own.source if own else 'built in'})")
+        elif style is None:
             from training.style import StyleCode
             style = StyleCode.from_seed(0, cfg.latent_dim)
             out("no style given: using --style 0")
@@ -196,6 +214,21 @@ def cmd_onnx(args, out) -> int:
         out(f"wrote {args.output} ({info.describe()}) in {time.perf_counter() - t:.1f} s")
         _int8_report(fp32, args.output, cfg.size, out)
     return 0
+
+
+def _locked_student(ckpt):
+    """(True, its style or None) for a locked-style student checkpoint; (False, None) for a GNR
+    checkpoint or a style-conditioned student."""
+    from training.student import is_student_checkpoint
+    from training.style import StyleCode
+    if not is_student_checkpoint(ckpt) or (ckpt.get("student_config") or {}).get("dynamic_style"):
+        return False, None
+    return True, StyleCode.from_dict(dict(ckpt["style"])) if ckpt.get("style") else None
+
+
+def _style_flag(args) -> str:
+    return "--style-vector" if getattr(args, "style_vector", None) else \
+        "--style-image" if getattr(args, "style_image", None) else "--style"
 
 
 def cmd_quantize(args, out) -> int:
@@ -232,6 +265,7 @@ def cmd_trt(args, out) -> int:
 
 def cmd_verify(args, out) -> int:
     from training.checkpoint import load_generator
+    from training.student import is_student_file
     from .verify import verify
     if not args.checkpoint.exists():
         raise CliError(f"--checkpoint: file not found: {args.checkpoint}")
@@ -240,6 +274,9 @@ def cmd_verify(args, out) -> int:
             raise CliError(f"models: file not found: {m}")
         if m.suffix.lower() not in (".onnx", ".engine", ".plan", ".trt"):
             raise CliError(f"models: {m} is neither .onnx nor a TensorRT .engine")
+    if is_student_file(args.checkpoint):
+        results, n_faces = _verify_student(args)
+        return _verify_done(results, n_faces, args, out)
     G = load_generator(args.checkpoint, which=args.which)
     from training.fileio import sha256_file
     from .onnx import read_info
@@ -253,7 +290,85 @@ def cmd_verify(args, out) -> int:
     style = _style(args, G.latent_dim, args.checkpoint)
     faces = _faces(args.faces, G.size, 0, "--faces")
     results = verify(args.models, G, faces=faces, style=style, torch_backends=not args.no_torch)
-    _print_results(results, len(faces), out)
+    return _verify_done(results, len(faces), args, out)
+
+
+def _verify_student(args):
+    """``verify`` for a student checkpoint: each ONNX graph of it on onnxruntime's CPU provider,
+    and the student as the torch engine runs it (a style folded into its convolutions), against
+    the student in PyTorch float32, with the tolerances of :func:`export.verify.tolerance`.
+    TensorRT engines of students are not checked here."""
+    import onnxruntime as ort
+    import torch
+    from training.messages import one_line
+    from training.pixels import to_pixels, to_unit
+    from training.student import load_student
+    from training.style import StyleCode
+    from .onnx import INPUT_NAME, STYLE_NAME, read_info
+    from .verify import VerifyResult, compare, passes, tolerance
+
+    if args.which != "G_A2B_ema":
+        raise CliError(f"--which: {args.checkpoint} is a student checkpoint (one network)")
+    student = load_student(args.checkpoint)
+    conditioned = student.config.dynamic_style
+    given = _style(args, student.latent_dim, args.checkpoint)
+    if given is not None and not conditioned and \
+            (student.style is None or given.vector != student.style.vector):
+        raise CliError(f"{_style_flag(args)}: {args.checkpoint} is a locked-style student "
+                       f"({student.style.source if student.style else 'one style'}); it takes "
+                       "no style option")
+    faces = _faces(args.faces, student.size, 0, "--faces")
+    default = given or StyleCode.from_seed(0, student.latent_dim)
+    results = []
+
+    @torch.no_grad()
+    def reference(st):
+        return student(faces, st.tensor() if conditioned else None)
+
+    def onnxruntime_cpu(path, info, st):
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        x = faces if info.io == "float" else to_pixels(faces)
+        if info.io == "uint8-nhwc":
+            x = x.permute(0, 2, 3, 1)
+        feed = {INPUT_NAME: x.contiguous().numpy().astype(info.input_dtype)}
+        if info.dynamic_style:
+            feed[STYLE_NAME] = st.numpy()[None]
+        y = torch.from_numpy(sess.run(None, feed)[0])
+        if info.io == "uint8-nhwc":
+            y = y.permute(0, 3, 1, 2)
+        return to_unit(y) if info.io != "float" else y.float()
+
+    for path in args.models:
+        info = read_info(path) if path.suffix.lower() == ".onnx" else None
+        if info is None or info.kind != "student":
+            results.append(VerifyResult(path.name, "-", None, None, None,
+                                        "skipped: not an ONNX graph of a student"))
+            continue
+        if info.size != student.size:
+            raise CliError(f"models: {path} is a {info.size}x{info.size} model, the student is "
+                           f"{student.size}x{student.size}")
+        st = info.style_code or default
+        tol = tolerance(info.precision, info.io)
+        try:
+            m = compare(reference(st), onnxruntime_cpu(path, info, st))
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; reported
+            results.append(VerifyResult(path.name, "onnxruntime-cpu", None, tol, False,
+                                        f"failed to run: {one_line(e)}"))
+            continue
+        results.append(VerifyResult(path.name, "onnxruntime-cpu", m, tol, passes(m, tol)))
+    if not args.no_torch:
+        st = default if conditioned else student.style
+        net = student.lock_style(st) if conditioned else student
+        with torch.no_grad():
+            m = compare(reference(st), net(faces))
+        tol = tolerance("fp32")
+        results.append(VerifyResult("checkpoint", "torch-cpu fp32", m, tol, passes(m, tol),
+                                    "style folded in" if conditioned else ""))
+    return results, len(faces)
+
+
+def _verify_done(results, n_faces, args, out) -> int:
+    _print_results(results, n_faces, out)
     if args.json:
         from training.fileio import write_bytes_atomic
         write_bytes_atomic(args.json, json.dumps([r.to_dict() for r in results], indent=1).encode())

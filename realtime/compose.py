@@ -35,8 +35,8 @@ from training.messages import one_line
 from .faces.composite import PASTE_MODES
 from .pipeline import OUTPUT_MODES, Pipeline, PipelineStats, output_size
 
-__all__ = ["ASSETS", "DEMO_VIDEO", "DEMO_CHECKPOINT", "MODELS", "BACKENDS", "ConfigError",
-           "ModelOptions", "FaceOptions", "PipelineConfig", "OpenedModel", "FileInput",
+__all__ = ["ASSETS", "DEMO_VIDEO", "DEMO_CHECKPOINT", "DEMO_STUDENT", "MODELS", "BACKENDS",
+           "ConfigError", "ModelOptions", "FaceOptions", "PipelineConfig", "OpenedModel", "FileInput",
            "LoopedInput", "CameraInput", "FileOutput", "StreamOutput", "VirtualCameraOutput",
            "open_model", "open_source", "make_sinks", "build_pipeline", "pipeline_device",
            "PASTE_MODES"]
@@ -44,6 +44,11 @@ __all__ = ["ASSETS", "DEMO_VIDEO", "DEMO_CHECKPOINT", "MODELS", "BACKENDS", "Con
 ASSETS = Path(__file__).with_name("assets")
 DEMO_VIDEO = ASSETS / "demo.mp4"
 DEMO_CHECKPOINT = ASSETS / "demo_model.pt"
+# The demo model distilled into a style-conditioned student (training/student.py; how it was made
+# and how close it is: demo_student.json). ``--model demo`` runs it on the CPU, where it is the
+# faster of the two (benchmarks.latency, demo config); on CUDA the demo model itself runs.
+DEMO_STUDENT = ASSETS / "demo_student.pt"
+DEMO_STUDENT_NAME = "demo model's CPU student"
 MODELS = ("demo", "identity")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
@@ -187,9 +192,45 @@ class OpenedModel:
     options: ModelOptions
 
 
+def _runs_on_cpu(device: str) -> bool:
+    """Whether an engine for ``--device`` computes on the CPU (``auto``: where PyTorch sees no
+    CUDA GPU)."""
+    if device == "cpu":
+        return True
+    if device != "auto":
+        return False
+    import torch
+    return not torch.cuda.is_available()
+
+
+def _style_fixed(checkpoint: Path | None, engine_file: Path | None) -> str | None:
+    """Why a model cannot take live style changes — a locked-style student, or an ONNX file
+    exported with its style baked in — else None. The apps that ask for them (the webcam, the
+    studio) then run its one style."""
+    if checkpoint is not None:
+        from training.student import student_file_config
+        student = student_file_config(checkpoint)
+        if student is not None and not student.dynamic_style:
+            return (f"{Path(checkpoint).name} is a locked-style student: it renders the one "
+                    "style it was distilled for")
+    elif engine_file is not None and Path(engine_file).suffix.lower() == ".onnx":
+        from export.onnx import read_info
+        try:
+            info = read_info(engine_file)
+        except Exception:  # noqa: BLE001 - opening the engine reports what is wrong with the file
+            return None
+        if info is not None and not info.dynamic_style:
+            source = f" ({info.style['source']})" if info.style else ""
+            return f"{Path(engine_file).name} has its style baked in{source}"
+    return None
+
+
 def open_model(opts: ModelOptions, log: Callable[[str], None] = lambda m: None) -> OpenedModel:
-    """Open the engine ``opts`` asks for (demo resolved to the shipped file). Errors a user can
-    fix (a missing or wrong file, a backend that cannot run here) are ConfigError, one line."""
+    """Open the engine ``opts`` asks for (demo resolved to the shipped file: on the CPU the demo
+    model's student, :data:`DEMO_STUDENT`, where it is shipped; on CUDA the demo model). Live
+    style changes asked of a model whose style is fixed (:func:`_style_fixed`) are dropped, with
+    a note in ``log``. Errors a user can fix (a missing or wrong file, a backend that cannot run
+    here) are ConfigError, one line."""
     from export.errors import EngineError
 
     from .engines.select import EngineRequest, open_engine
@@ -197,16 +238,23 @@ def open_model(opts: ModelOptions, log: Callable[[str], None] = lambda m: None) 
     opts = opts if opts.has_model else opts.or_demo()
     checkpoint, identity, name = opts.checkpoint, opts.model == "identity", None
     if opts.model == "demo":
-        if DEMO_CHECKPOINT.exists():
+        if DEMO_STUDENT.exists() and _runs_on_cpu(opts.device):
+            checkpoint, name = DEMO_STUDENT, DEMO_STUDENT_NAME
+        elif DEMO_CHECKPOINT.exists():
             checkpoint, name = DEMO_CHECKPOINT, "demo model"
         else:
             log("the demo model is not shipped in this build; running --model identity "
                 "(tracking and paste-back only, no stylization)")
             identity = True
+    dynamic = opts.dynamic_style
+    fixed = _style_fixed(checkpoint, opts.engine_file) if dynamic else None
+    if fixed:
+        log(f"{fixed}, so live style changes are off")
+        dynamic = False
     req = EngineRequest(checkpoint=checkpoint, engine_file=opts.engine_file, identity=identity,
                         backend=opts.backend, device=opts.device, style_seed=opts.style_seed,
                         style_image=opts.style_image, style_vector=opts.style_vector,
-                        dynamic_style=opts.dynamic_style, max_batch=opts.max_batch,
+                        dynamic_style=dynamic, max_batch=opts.max_batch,
                         threads=opts.threads)
     try:
         engine, why = open_engine(req, log=log)
@@ -215,8 +263,11 @@ def open_model(opts: ModelOptions, log: Callable[[str], None] = lambda m: None) 
         raise ConfigError(one_line(e)) from None
     model = name or ("identity" if identity else Path(checkpoint or opts.engine_file).name)
     summary = f"{engine.name} on {engine.device}, {engine.size}x{engine.size}, {model}"
+    if name == DEMO_STUDENT_NAME:
+        why = (f"--model demo on the CPU runs {DEMO_STUDENT.name}, {DEMO_CHECKPOINT.name} "
+               f"distilled into a faster student (--checkpoint {DEMO_CHECKPOINT} for the model "
+               f"itself); {why}")
     return OpenedModel(engine, summary, why, opts)
-
 
 def pipeline_device(engine) -> str:
     """Where frames are uploaded for alignment and paste-back: the engine's CUDA device, else

@@ -246,8 +246,19 @@ def checkpoint_config(ckpt: Mapping, path="checkpoint") -> ModelConfig:
 # ---------------------------------------------------------------------------------------------
 def load_generator(path: str | os.PathLike, which: str = "G_A2B_ema", device: str | torch.device = "cpu",
                    config: ModelConfig | None = None) -> Generator:
-    """Load one generator (default: the EMA face->anime generator) in eval mode, frozen."""
+    """Load one generator (default: the EMA face->anime generator) in eval mode, frozen.
+
+    A student checkpoint (``python -m training.distill``) holds no face->anime generator: asking
+    it for one is a CheckpointError that says how to load it (``training.student.load_student``).
+    Its ``G_B2A_ema`` (the teacher's style encoder, kept for ``--style-image``) loads as usual."""
+    from .student import describe_student_checkpoint, is_student_checkpoint
+
     ckpt = read_checkpoint(path)
+    if is_student_checkpoint(ckpt) and not _is_state_dict(ckpt.get(which)):
+        raise CheckpointError(
+            f"{path} is a student checkpoint ({describe_student_checkpoint(ckpt)}), not a GNR "
+            f"checkpoint with {which!r}: load it with training.student.load_student; the apps, "
+            "python -m export and the benchmarks take it as --checkpoint")
     state = _generator_state(ckpt, which, path)
     cfg = config if config is not None else checkpoint_config(
         {"config": ckpt["config"]} if "config" in ckpt else {which: state}, path)

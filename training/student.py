@@ -58,7 +58,10 @@ from torch.nn import functional as F
 from .checkpoint import CheckpointError, read_checkpoint
 
 __all__ = ["StudentConfig", "Student", "STUDENT_KIND", "is_student_checkpoint", "is_student_file",
-           "load_student", "student_from_checkpoint", "student_flops", "student_parameters"]
+           "describe_student_checkpoint", "student_file_config", "student_file_teacher",
+           "load_student",
+           "student_from_checkpoint",
+           "student_flops", "student_parameters"]
 
 STUDENT_KIND = "student"
 MAX_LEVELS = 6
@@ -312,16 +315,53 @@ def is_student_checkpoint(ckpt: Mapping[str, Any]) -> bool:
     return isinstance(ckpt, Mapping) and ckpt.get("kind") == STUDENT_KIND
 
 
+def describe_student_checkpoint(ckpt: Mapping[str, Any]) -> str:
+    """One phrase for a student checkpoint dict, from its metadata only (no weights are read),
+    e.g. ``"64x64 style-conditioned student of demo_model.pt"``."""
+    cfg = ckpt.get("student_config") if isinstance(ckpt.get("student_config"), Mapping) else {}
+    size = cfg.get("size", "?")
+    kind = "style-conditioned" if cfg.get("dynamic_style") else "locked-style"
+    teacher = ckpt.get("teacher") if isinstance(ckpt.get("teacher"), Mapping) else {}
+    return f"{size}x{size} {kind} student" + (f" of {teacher['name']}" if teacher.get("name") else "")
+
+
+def _mapped(path: str | os.PathLike):
+    """The checkpoint at ``path``, memory-mapped (its tensors are not read), or None when it
+    cannot be read this way."""
+    import pickle
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError):
+        return None
+
+
 def is_student_file(path: str | os.PathLike) -> bool:
     """True when ``path`` is a student checkpoint; cheap (the file is memory-mapped, its tensors
     are not read). A file that cannot be read this way is not one (the GNR loaders then report
     what is wrong with it)."""
-    import pickle
+    return is_student_checkpoint(_mapped(path))
+
+
+def student_file_config(path: str | os.PathLike) -> StudentConfig | None:
+    """The :class:`StudentConfig` of a student checkpoint file (``.dynamic_style`` tells a
+    style-conditioned student from a locked one), None for any other file; cheap, as
+    :func:`is_student_file`."""
+    obj = _mapped(path)
+    if not is_student_checkpoint(obj):
+        return None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError):
-        return False
-    return is_student_checkpoint(obj)
+        return StudentConfig.from_dict(obj["student_config"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def student_file_teacher(path: str | os.PathLike) -> dict | None:
+    """The teacher record (name, sha256, which, config) of a student checkpoint file, None for
+    any other file; cheap, as :func:`is_student_file`."""
+    obj = _mapped(path)
+    if not is_student_checkpoint(obj) or not isinstance(obj.get("teacher"), Mapping):
+        return None
+    return dict(obj["teacher"])
 
 
 def student_from_checkpoint(ckpt: Mapping[str, Any], path: str | os.PathLike = "checkpoint",

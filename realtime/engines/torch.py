@@ -34,10 +34,17 @@ Inputs are copied into a graph's static buffer; the output is copied out (the ne
 overwrites the static one). ``TorchEngine`` has a baked style; :meth:`TorchEngine.rebake`
 changes it (weights recomputed in float64, copied in place: graphs stay valid).
 ``TorchDynamicStyleEngine`` runs the style-as-input model and has a per-frame ``set_style``.
+
+Students (:mod:`training.student`, ``python -m training.distill``) run in
+``TorchStudentEngine`` (a locked-style student, or a style-conditioned one with a style folded
+in) and ``TorchDynamicStyleStudentEngine`` (style as input): the same engine with the student in
+place of the baked generator. :func:`open_torch` picks the class from the checkpoint
+(:func:`training.student.is_student_file`).
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from pathlib import Path
 
@@ -46,9 +53,10 @@ import torch
 from export.bake import bake, bake_dynamic, default_layout
 from training.style import StyleCode
 
-from .base import BaseEngine, as_style, engine_device
+from .base import BaseEngine, EngineRequestError, as_style, engine_device
 
-__all__ = ["TorchEngine", "TorchDynamicStyleEngine", "open_torch", "graph_batches", "cuda_math",
+__all__ = ["TorchEngine", "TorchDynamicStyleEngine", "TorchStudentEngine",
+           "TorchDynamicStyleStudentEngine", "open_torch", "graph_batches", "cuda_math",
            "use_compile_cache", "GRAPH_EVERY_BATCH_UP_TO"]
 
 GRAPH_EVERY_BATCH_UP_TO = 16
@@ -128,23 +136,17 @@ class TorchEngine(BaseEngine):
             raise ValueError("CUDA graphs need a CUDA device")
         self.compiled = bool(compiled)
         prec = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, str(dtype))
-        self.name = (f"torch-{dev.type} {prec}" + (" +compile" if self.compiled else "")
+        self.name = (f"torch-{dev.type} {prec}" + self.NAME_SUFFIX
+                     + (" +compile" if self.compiled else "")
                      + (" +cudagraphs" if self.cuda_graphs else ""))
         self._graphs: dict[int, tuple] = {}
         self._static_in: torch.Tensor | None = None
         self.compile_cache: Path | None = None
         with self._on_device():
-            if _dynamic:
-                self.style = as_style(style, cfg.latent_dim) if style is not None else \
-                    StyleCode.default(cfg.latent_dim)
-                self.model = bake_dynamic(self._G, dtype=dtype, device=dev, **self._layout)
-                self._z = self.style.tensor(dev)          # static: graphs read it in place
-            else:
-                if style is None:
-                    raise ValueError("TorchEngine needs a style to bake (or use TorchDynamicStyleEngine)")
-                self.style = as_style(style, cfg.latent_dim)
-                self.model = bake(self._G, self.style, dtype=dtype, device=dev, **self._layout)
-                self._z = None
+            self.style = self._first_style(style)
+            self.model = self._build(self.style)
+            # static: graphs read the style in place
+            self._z = self.style.tensor(dev) if _dynamic else None
             if self.channels_last:
                 self.model = self.model.to(memory_format=torch.channels_last)
             self._fn = self.model
@@ -155,6 +157,27 @@ class TorchEngine(BaseEngine):
                 self._capture_all()
             elif self.compiled:
                 self._warm(graph_batches(self.max_batch))
+
+    # -- the model (what a subclass changes) ----------------------------------------------------
+    NAME_SUFFIX = ""
+
+    def _first_style(self, style) -> StyleCode | None:
+        if self.dynamic_style:
+            return as_style(style, self.latent_dim) if style is not None else \
+                StyleCode.default(self.latent_dim)
+        if style is None:
+            raise ValueError("TorchEngine needs a style to bake (or use TorchDynamicStyleEngine)")
+        return as_style(style, self.latent_dim)
+
+    def _build(self, style: StyleCode | None):
+        """The network this engine runs, on its device in its precision: the generator baked
+        with ``style``, or its style-as-input variant."""
+        if self.dynamic_style:
+            return bake_dynamic(self._G, dtype=self.dtype, device=self.device, **self._layout)
+        return bake(self._G, style, dtype=self.dtype, device=self.device, **self._layout)
+
+    def _load_in_place(self, fresh) -> None:
+        self.model.load_baked(fresh)
 
     # -- opening --------------------------------------------------------------------------------
     def _on_device(self):
@@ -243,10 +266,10 @@ class TorchEngine(BaseEngine):
             return
         style = as_style(style, self.latent_dim)
         with self._on_device():
-            fresh = bake(self._G, style, dtype=self.dtype, device=self.device, **self._layout)
+            fresh = self._build(style)
             if self.channels_last:
                 fresh = fresh.to(memory_format=torch.channels_last)
-            self.model.load_baked(fresh)
+            self._load_in_place(fresh)
         self.style = style
 
     def close(self) -> None:
@@ -254,11 +277,9 @@ class TorchEngine(BaseEngine):
         self._static_in = None
 
 
-class TorchDynamicStyleEngine(TorchEngine):
-    """Style-as-input generator: ``set_style`` is a copy of 8 floats, cheap every frame."""
-
-    def __init__(self, G, style: StyleCode | None = None, **kwargs):
-        super().__init__(G, style, _dynamic=True, **kwargs)
+class _StyleInput:
+    """``set_style`` of an engine whose style is a run-time input: a copy of 8 floats into the
+    static style tensor its CUDA graphs read, cheap every frame."""
 
     def set_style(self, style) -> None:
         style = as_style(style, self.latent_dim)
@@ -267,11 +288,104 @@ class TorchDynamicStyleEngine(TorchEngine):
         self.style = style
 
 
-def open_torch(checkpoint, style: StyleCode | None, *, dynamic_style: bool = False, device="cpu",
-               which: str = "G_A2B_ema", **kwargs) -> TorchEngine:
-    """A torch engine from a checkpoint file (or an already loaded Generator)."""
-    from training.networks import Generator
+class TorchDynamicStyleEngine(_StyleInput, TorchEngine):
+    """Style-as-input generator (``set_style`` every frame if need be)."""
 
+    def __init__(self, G, style: StyleCode | None = None, **kwargs):
+        super().__init__(G, style, _dynamic=True, **kwargs)
+
+
+class TorchStudentEngine(TorchEngine):
+    """A distilled student (:mod:`training.student`) in PyTorch, with every device feature of
+    :class:`TorchEngine` (CUDA graphs, fp16, channels_last, torch.compile on CUDA).
+
+    * A locked-style student renders the one style it was distilled for (``style`` None or
+      its own); another style, or the style as an input, is an :class:`EngineRequestError`.
+    * A style-conditioned student: :class:`TorchDynamicStyleStudentEngine` keeps the style an
+      input (``set_style`` copies 8 floats, cheap every frame); here ``style`` (default seed 0)
+      is folded into its convolutions (:meth:`training.student.Student.lock_style`, exact),
+      and :meth:`rebake` folds another one in place.
+    """
+
+    NAME_SUFFIX = " student"
+
+    def __init__(self, student, style=None, **kwargs):
+        kwargs.pop("fold_blur", None)          # a student has no blur layout
+        super().__init__(student, style, **kwargs)
+
+    def _first_style(self, style) -> StyleCode | None:
+        if self._G.config.dynamic_style:
+            return as_style(style, self.latent_dim) if style is not None else \
+                StyleCode.default(self.latent_dim)
+        if self.dynamic_style:
+            raise EngineRequestError("this student was distilled for one style (its style is "
+                                     "locked in): live style changes need a student distilled "
+                                     "with --dynamic-style")
+        return self._own_style(style)
+
+    def _own_style(self, style) -> StyleCode | None:
+        own = self._G.style
+        if style is None or own is None:
+            return own
+        style = as_style(style, self.latent_dim)
+        if not _same(style, own):
+            raise EngineRequestError(f"this student was distilled for {own.source} and renders "
+                                     f"only that; it cannot render {style.source} (distil with "
+                                     "--dynamic-style for every style)")
+        return own
+
+    def _build(self, style: StyleCode | None):
+        net = self._G
+        if net.config.dynamic_style and not self.dynamic_style:
+            net = net.lock_style(style)        # a copy: FiLM folded in (float64), no style path
+        else:
+            net = copy.deepcopy(net)
+        net = net.to(self.device, self.dtype)
+        if net.style_mlp is not None:
+            net.style_mlp.float()              # the style path stays float32 (as when exported)
+        return net.eval().requires_grad_(False)
+
+    def _load_in_place(self, fresh) -> None:
+        self.model.load_state_dict(fresh.state_dict())
+
+    def rebake(self, style) -> None:
+        """Another style: copied in (style as input), folded into the weights in place
+        (style-conditioned), or checked against the one style of a locked student."""
+        if self.dynamic_style or self._G.config.dynamic_style:
+            super().rebake(style)
+        else:
+            self.style = self._own_style(style)
+
+
+class TorchDynamicStyleStudentEngine(_StyleInput, TorchStudentEngine):
+    """A style-conditioned student with the style as a run-time input."""
+
+    def __init__(self, student, style: StyleCode | None = None, **kwargs):
+        super().__init__(student, style, _dynamic=True, **kwargs)
+
+
+def _same(a: StyleCode, b: StyleCode) -> bool:
+    return len(a.vector) == len(b.vector) and \
+        all(abs(x - y) < 1e-5 for x, y in zip(a.vector, b.vector))
+
+
+def open_torch(checkpoint, style: StyleCode | None = None, *, dynamic_style: bool = False,
+               device="cpu", which: str = "G_A2B_ema", **kwargs) -> TorchEngine:
+    """A torch engine from a checkpoint file — a GNR checkpoint, or a student checkpoint
+    (:func:`training.student.is_student_file`), which gets a :class:`TorchStudentEngine` — or
+    from an already loaded Generator or Student. ``style`` None: the default style (seed 0),
+    or a locked student's own."""
+    from training.networks import Generator
+    from training.student import Student, is_student_file, load_student
+
+    if isinstance(checkpoint, Student) or (not isinstance(checkpoint, Generator)
+                                           and is_student_file(checkpoint)):
+        if which != "G_A2B_ema":
+            raise ValueError(f"{checkpoint} is a student checkpoint (one network): --which "
+                             f"{which} does not apply to it")
+        student = checkpoint if isinstance(checkpoint, Student) else load_student(checkpoint)
+        cls = TorchDynamicStyleStudentEngine if dynamic_style else TorchStudentEngine
+        return cls(student, style, device=device, **kwargs)
     if isinstance(checkpoint, Generator):
         G = checkpoint
     else:
@@ -279,4 +393,5 @@ def open_torch(checkpoint, style: StyleCode | None, *, dynamic_style: bool = Fal
         G = load_generator(checkpoint, which=which, device="cpu")
     if dynamic_style:
         return TorchDynamicStyleEngine(G, style, device=device, **kwargs)
-    return TorchEngine(G, style, device=device, **kwargs)
+    return TorchEngine(G, style if style is not None else StyleCode.default(G.latent_dim),
+                       device=device, **kwargs)

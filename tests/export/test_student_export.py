@@ -21,7 +21,7 @@ ASSETS = Path(__file__).resolve().parents[2] / "realtime" / "assets"
 TINY = StudentConfig(size=32, widths=(8, 16), mid_blocks=1)
 
 
-def _student(dynamic: bool, seed: int = 0) -> Student:
+def tiny_student(dynamic: bool, seed: int = 0) -> Student:
     torch.manual_seed(seed)
     s = Student(StudentConfig(**{**TINY.to_dict(), "dynamic_style": dynamic})).eval()
     with torch.no_grad():                 # every weight non-trivial (FiLM starts at zero)
@@ -33,7 +33,7 @@ def _student(dynamic: bool, seed: int = 0) -> Student:
     return s.requires_grad_(False)
 
 
-def _checkpoint(path, s: Student):
+def write_student(path, s: Student):
     return save_checkpoint({"kind": STUDENT_KIND, "student": s.state_dict(),
                             "student_config": s.config.to_dict(),
                             "style": s.style.to_dict() if s.style else None,
@@ -47,7 +47,7 @@ def _ort(path):
 
 
 def test_locked_student_fp32_parity_and_metadata(tmp_path, faces32):
-    s = _student(dynamic=False)
+    s = tiny_student(dynamic=False)
     info = export_student(s, tmp_path / "s.onnx")
     assert (info.kind, info.size, info.dynamic_style, info.precision) == ("student", 32, False, "fp32")
     back = read_info(tmp_path / "s.onnx")
@@ -66,7 +66,7 @@ def test_locked_student_fp32_parity_and_metadata(tmp_path, faces32):
 
 
 def test_style_conditioned_student_exports_both_ways(tmp_path, faces32):
-    s = _student(dynamic=True)
+    s = tiny_student(dynamic=True)
     z = StyleCode.from_seed(3)
     export_student(s, tmp_path / "dyn.onnx", dynamic_style=True)
     sess = _ort(tmp_path / "dyn.onnx")
@@ -88,7 +88,7 @@ def test_style_conditioned_student_exports_both_ways(tmp_path, faces32):
 
 
 def test_int8_student_by_psnr_and_style_path_float(tmp_path, faces32):
-    s = _student(dynamic=True)
+    s = tiny_student(dynamic=True)
     export_student(s, tmp_path / "dyn.onnx", dynamic_style=True)
     info = quantize_onnx(tmp_path / "dyn.onnx", tmp_path / "dyn8.onnx", calibration=faces32.numpy())
     assert info.precision == "int8" and info.kind == "student" and info.dynamic_style
@@ -128,8 +128,8 @@ def test_shipped_demo_student_int8_and_checkpoint_export(tmp_path):
 
 
 def test_export_checkpoint_styles_of_a_locked_student(tmp_path):
-    s = _student(dynamic=False)
-    ck = _checkpoint(tmp_path / "locked.pt", s)
+    s = tiny_student(dynamic=False)
+    ck = write_student(tmp_path / "locked.pt", s)
     # no style, or the apps' implicit default (seed 0), or its own: its own style
     for style in (None, StyleCode.default(), StyleCode.from_seed(5)):
         info = export_checkpoint(ck, tmp_path / "l.onnx", style=style, target="gpu")
@@ -140,19 +140,19 @@ def test_export_checkpoint_styles_of_a_locked_student(tmp_path):
 
 def test_export_cli_takes_a_student(tmp_path, capsys):
     from export.__main__ import main
-    ck = _checkpoint(tmp_path / "locked.pt", _student(dynamic=False))
+    ck = write_student(tmp_path / "locked.pt", tiny_student(dynamic=False))
     assert main(["onnx", "--checkpoint", str(ck), "-o", str(tmp_path / "s.onnx")]) == 0
     assert read_info(tmp_path / "s.onnx").style_code.source == "seed 5"
     assert main(["onnx", "--checkpoint", str(ck), "--int8", "-o", str(tmp_path / "s8.onnx")]) == 0
     assert read_info(tmp_path / "s8.onnx").precision == "int8"
-    dyn = _checkpoint(tmp_path / "dyn.pt", _student(dynamic=True))
+    dyn = write_student(tmp_path / "dyn.pt", tiny_student(dynamic=True))
     assert main(["onnx", "--checkpoint", str(dyn), "--dynamic-style", "-o", str(tmp_path / "d.onnx")]) == 0
     assert read_info(tmp_path / "d.onnx").dynamic_style
 
 
 def test_onnxruntime_engine_runs_students_unchanged(tmp_path, faces32):
     from realtime.engines.onnxruntime import OnnxRuntimeDynamicStyleEngine, open_onnx
-    s = _student(dynamic=True)
+    s = tiny_student(dynamic=True)
     export_student(s, tmp_path / "dyn.onnx", dynamic_style=True)
     eng = open_onnx(tmp_path / "dyn.onnx", expected_size=32, style=StyleCode.from_seed(2))
     assert isinstance(eng, OnnxRuntimeDynamicStyleEngine) and eng.size == 32
@@ -160,3 +160,51 @@ def test_onnxruntime_engine_runs_students_unchanged(tmp_path, faces32):
     assert torch.allclose(out, s(faces32, StyleCode.from_seed(2).tensor()), atol=1e-4)
     eng.set_style(StyleCode.from_seed(6))
     assert torch.allclose(eng(faces32), s(faces32, StyleCode.from_seed(6).tensor()), atol=1e-4)
+
+
+def test_export_cli_locked_student_needs_no_style_and_refuses_another(tmp_path, capsys):
+    from export.__main__ import main
+    ck = write_student(tmp_path / "locked.pt", tiny_student(dynamic=False))
+    assert main(["onnx", "--checkpoint", str(ck), "-o", str(tmp_path / "s.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "its own style (seed 5)" in out and "--style 0" not in out
+    for flags in (["--style", "0"], ["--style", "6"], ["--dynamic-style"]):
+        assert main(["onnx", "--checkpoint", str(ck), *flags, "-o", str(tmp_path / "x.onnx")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+        assert "locked" in err or "distilled for one style" in err
+    assert not (tmp_path / "x.onnx").exists()
+    assert main(["onnx", "--checkpoint", str(ck), "--style", "5", "-o", str(tmp_path / "y.onnx")]) == 0
+    # a style-conditioned student without a style: seed 0 folded in, as for a GNR checkpoint
+    dyn = write_student(tmp_path / "dyn.pt", tiny_student(dynamic=True))
+    assert main(["onnx", "--checkpoint", str(dyn), "-o", str(tmp_path / "d0.onnx")]) == 0
+    assert "using --style 0" in capsys.readouterr().out
+    assert read_info(tmp_path / "d0.onnx").style_code == StyleCode.from_seed(0)
+
+
+def test_export_verify_checks_a_students_graphs_against_the_student(tmp_path, capsys):
+    from export.__main__ import main
+    dyn = write_student(tmp_path / "dyn.pt", tiny_student(dynamic=True))
+    assert main(["onnx", "--checkpoint", str(dyn), "--style", "3", "--int8",
+                 "-o", str(tmp_path / "s3.onnx")]) == 0
+    assert main(["onnx", "--checkpoint", str(dyn), "--dynamic-style", "-o", str(tmp_path / "d.onnx")]) == 0
+    assert main(["onnx", "--checkpoint", str(dyn), "--style", "3", "--io", "uint8-nhwc",
+                 "-o", str(tmp_path / "u8.onnx")]) == 0
+    capsys.readouterr()
+    code = main(["verify", "--checkpoint", str(dyn), str(tmp_path / "s3.onnx"), str(tmp_path / "d.onnx"),
+                 str(tmp_path / "u8.onnx"), "--style", "3", "--json", str(tmp_path / "v.json")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    import json
+    rows = {(r["model"], r["backend"]): r for r in json.loads((tmp_path / "v.json").read_text())}
+    assert rows[("s3.onnx", "onnxruntime-cpu")]["passed"]                  # int8: PSNR >= 30
+    assert rows[("d.onnx", "onnxruntime-cpu")]["metrics"]["max_abs"] < 1e-4
+    assert rows[("checkpoint", "torch-cpu fp32")]["metrics"]["max_abs"] < 1e-4
+    u8 = rows[("u8.onnx", "onnxruntime-cpu")]                              # pixels: PSNR >= 40
+    assert u8["passed"] and u8["tolerance"] == ["psnr_db", 40.0]
+    # a graph with a baked style is checked with that style, whatever --style says
+    assert main(["verify", "--checkpoint", str(dyn), str(tmp_path / "s3.onnx"), "--style", "4",
+                 "--no-torch"]) == 0
+    locked = write_student(tmp_path / "locked.pt", tiny_student(dynamic=False))
+    assert main(["verify", "--checkpoint", str(locked), str(tmp_path / "d.onnx"), "--style", "2"]) == 1
+    assert "locked-style student" in capsys.readouterr().err
