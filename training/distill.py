@@ -24,7 +24,6 @@ a NaN loss stops the run (exit 3); bad input prints one line and exits 2.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import math
 import sys
@@ -41,12 +40,13 @@ from .checkpoint import CheckpointError, checkpoint_config, load_state_strict, r
 from .config import ModelConfig
 from .data import DataError
 from .distill_config import DistillConfig
-from .loop import (Metrics, NaNLossError, ResumeError, RunResult, StopFlag, latest_checkpoint,
+from .loop import (Metrics, NaNLossError, ResumeError, RunResult, latest_checkpoint,
                    latest_path, list_checkpoints, rng_state, save_png, set_rng_state,
                    setup_logging)
 from .lpips import LPIPSWeightsError
 from .messages import one_line
 from .networks import Generator
+from .steps import Schedule, run_steps, save_rotating
 from .student import STUDENT_KIND, Student, StudentConfig, is_student_checkpoint, student_flops
 from .style import StyleCode, StyleError
 from .train_config import DataSource
@@ -253,63 +253,21 @@ def run_distill(cfg: DistillConfig, run_dir: Path, teacher: Teacher, device: tor
     last = [latest_path(run_dir)]
 
     def save(step: int) -> None:
-        path = run_dir / "checkpoints" / f"{step:06d}.pt"
-        try:
-            save_checkpoint(d.checkpoint(teacher), path)
-        except OSError as e:
-            log.error("%s; distillation goes on and will try again at the next checkpoint", e)
-            return
-        last[0] = path
-        for _, old in list_checkpoints(run_dir)[:-cfg.keep_checkpoints]:
-            with contextlib.suppress(OSError):
-                old.unlink()
-        log.info("checkpoint %s", path)
+        save_rotating(run_dir, step, lambda: d.checkpoint(teacher), cfg.keep_checkpoints, last,
+                      log, "distillation")
 
     def samples(step: int) -> None:
         save_png(sample_grid(d, faces, styles), run_dir / "samples" / f"{step:06d}.png")
 
-    metrics = Metrics(run_dir, True)
-    result = RunResult(d.step_count, "done", None, 0)
-    step = d.step_count
-    window_t, window_n, sums = time.perf_counter(), 0, {}
-    if step == 0:
+    def one_step() -> tuple[int, dict]:
+        logs = d.step(next(it))
+        return d.step_count, logs
+
+    if d.step_count == 0:
         samples(0)
-    with StopFlag() as stop:
-        try:
-            while step < cfg.iters:
-                logs = d.step(next(it))
-                step = d.step_count
-                window_n += 1
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                if on_step is not None:
-                    on_step(step, logs)
-                if step % cfg.log_every == 0 or step == cfg.iters:
-                    now = time.perf_counter()
-                    means = {k: v / window_n for k, v in sums.items()}
-                    means["lr"] = logs["lr"]
-                    means["it_per_s"] = window_n / max(now - window_t, 1e-9)
-                    window_t, window_n, sums = now, 0, {}
-                    metrics.write(step, means)
-                    log.info("step %d/%d  %s", step, cfg.iters, "  ".join(
-                        f"{k} {v:.4g}" for k, v in means.items() if k != "lr"))
-                if step % cfg.sample_every == 0:
-                    samples(step)
-                if step % cfg.checkpoint_every == 0 or step == cfg.iters:
-                    save(step)
-                if stop.flag and step < cfg.iters:
-                    if step % cfg.checkpoint_every != 0:
-                        save(step)
-                    result = RunResult(step, "interrupted", last[0], 130)
-                    break
-        except NaNLossError as e:
-            log.error("%s: %s", e, last[0] or "no checkpoint was written yet")
-            result = RunResult(e.step, "nan", last[0], 3)
-        finally:
-            metrics.close()
-    if result.reason == "done":
-        result = RunResult(step, "done", last[0], 0)
-    return result
+    sched = Schedule(cfg.iters, cfg.log_every, cfg.sample_every, cfg.checkpoint_every)
+    return run_steps(one_step, d.step_count, sched, metrics=Metrics(run_dir, True), save=save,
+                     samples=samples, last=last, log=log, on_step=on_step)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from .augment import AuthorsAugment
 from .checkpoint import (NETWORK_KEYS, CheckpointError, checkpoint_config,
-                         load_state_strict, make_checkpoint, read_checkpoint, save_checkpoint)
+                         load_state_strict, make_checkpoint, read_checkpoint)
 from .config import ModelConfig
 from .data import MixedFolders, fixed_images, make_loader
 from .losses import (d_logistic_loss, d_r1_loss, ema_update, g_nonsaturating_loss, mix_styles,
@@ -611,17 +611,9 @@ def run_training(cfg: TrainConfig, run_dir: Path, dist: DistInfo, lpips: nn.Modu
         rngs = gather_rng(dist)
         if not dist.main:
             return
-        path = run_dir / "checkpoints" / f"{step:06d}.pt"
-        try:
-            save_checkpoint(trainer.checkpoint(rngs), path)
-        except OSError as e:
-            log.error("%s; training goes on and will try again at the next checkpoint", e)
-            return
-        last_ckpt[0] = path
-        for _, old in list_checkpoints(run_dir)[:-cfg.keep_checkpoints]:
-            with contextlib.suppress(OSError):
-                old.unlink()
-        log.info("checkpoint %s", path)
+        from .steps import save_rotating      # (steps imports this module)
+        save_rotating(run_dir, step, lambda: trainer.checkpoint(rngs), cfg.keep_checkpoints,
+                      last_ckpt, log)
 
     def samples(step: int) -> None:
         if not dist.main:
