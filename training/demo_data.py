@@ -13,12 +13,18 @@
 
     python -m training.demo_data demo_data --size 64
 
-writes demo_data/A_astronaut, A_camera, A_lfw, B_anime and recipe.json (counts and seed).
+writes demo_data/A_astronaut, A_camera, A_lfw, B_anime, labels.csv and recipe.json (counts and
+seed). ``labels.csv`` names the attributes of every anime face drawn (``file`` relative to
+B_anime, then one column per attribute of :data:`ATTRIBUTES`): the labelled data that
+``python -m training.isf`` (attribute-conditioned styles) trains on. The labels are read off the
+drawn style (:meth:`AnimeStyle.attributes`), so adding them changed no image.
 """
 from __future__ import annotations
 
 import argparse
 import colorsys
+import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -28,6 +34,36 @@ import numpy as np
 
 INK = (38, 24, 28)
 BASE = 256          # drawings are laid out in a 256 x 256 crop of the template
+
+HAIR_COLOURS = ("black", "brown", "blonde", "silver", "red", "orange", "yellow", "green", "cyan",
+                "blue", "purple", "pink")
+# Every attribute labels.csv names, with its values (in this order).
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "hair": HAIR_COLOURS,
+    "hair_length": ("short", "long"),
+    "mouth": ("line", "open", "smile"),
+    "blush": ("no", "yes"),
+    "ribbon": ("no", "yes"),
+}
+# Hue bands (degrees, upper bounds) for saturated, not-too-dark hair.
+_HUE_NAMES = ((15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (195, "cyan"),
+              (255, "blue"), (290, "purple"), (345, "pink"), (361, "red"))
+
+
+def hair_colour_name(rgb: tuple[int, int, int]) -> str:
+    """The name of a drawn hair colour (one of :data:`HAIR_COLOURS`), read off its HSV: dark is
+    black, unsaturated is silver, dark warm is brown, pale warm yellow is blonde, the rest by hue."""
+    h, s, v = colorsys.rgb_to_hsv(*(c / 255 for c in rgb))
+    h *= 360
+    if v < 0.32:
+        return "black"
+    if s < 0.2:
+        return "silver"
+    if h < 50 and v < 0.6:
+        return "brown"
+    if 25 <= h < 60 and s < 0.55:
+        return "blonde"
+    return next(name for top, name in _HUE_NAMES if h < top)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,6 +127,23 @@ class AnimeStyle:
                    ribbon=bool(rng.random() < 0.2), dx=float(rng.normal(0, 2.5)),
                    dy=float(rng.normal(0, 2.5)), angle=float(rng.normal(0, 3)),
                    scale=float(rng.normal(1, 0.03)))
+
+    def attributes(self) -> dict[str, str]:
+        """The labels of this drawing, one value of :data:`ATTRIBUTES` per attribute."""
+        return {"hair": hair_colour_name(self.hair),
+                "hair_length": "long" if self.hair_length >= 0.5 else "short",
+                "mouth": self.mouth, "blush": "yes" if self.blush else "no",
+                "ribbon": "yes" if self.ribbon else "no"}
+
+
+def labels_csv(rows: list[tuple[str, dict[str, str]]]) -> str:
+    """``file`` + one column per attribute, for (file name, attributes) rows."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["file", *ATTRIBUTES])
+    for name, attrs in rows:
+        w.writerow([name, *(attrs[a] for a in ATTRIBUTES)])
+    return buf.getvalue()
 
 
 def render_anime(style: AnimeStyle, size: int = 64, supersample: int = 4, seed: int = 0) -> np.ndarray:
@@ -269,6 +322,8 @@ def real_faces(size: int, n_astronaut: int, n_camera: int, lfw_copies: int, seed
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
             yield name, i, photometric(crop, rng, gray_p=0.1 if name == "A_astronaut" else 0.0)
+    if lfw_copies <= 0:
+        return
     import cv2
     lfw = data.lfw_subset()[:100]            # the first 100 are faces
     k = 0
@@ -294,7 +349,11 @@ def real_faces(size: int, n_astronaut: int, n_camera: int, lfw_copies: int, seed
 
 def make_demo_data(out: Path, size: int = 64, n_anime: int = 2000, n_astronaut: int = 400,
                    n_camera: int = 0, lfw_copies: int = 3, seed: int = 0) -> dict:
+    """Write the demo data set (see the module docstring). The anime faces are a pure function
+    of ``seed``: a larger ``n_anime`` keeps the first images (and labels) as they were."""
     from PIL import Image
+
+    from .fileio import write_bytes_atomic
     out = Path(out)
     counts: dict[str, int] = {}
     for name, i, img in real_faces(size, n_astronaut, n_camera, lfw_copies, seed):
@@ -303,15 +362,19 @@ def make_demo_data(out: Path, size: int = 64, n_anime: int = 2000, n_astronaut: 
         counts[name] = counts.get(name, 0) + 1
     (out / "B_anime").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 1)
+    labels = []
     for i in range(n_anime):
         style = AnimeStyle.sample(rng)
         Image.fromarray(render_anime(style, size, seed=seed * 100_000 + i)).save(out / "B_anime" / f"{i:05d}.png")
+        labels.append((f"{i:05d}.png", style.attributes()))
     counts["B_anime"] = n_anime
+    write_bytes_atomic(out / "labels.csv", labels_csv(labels).encode())
     recipe = {"size": size, "seed": seed, "counts": counts,
               "sources": {"A_astronaut": "skimage.data.astronaut() (public domain), aligned, augmented",
                           "A_camera": "skimage.data.camera() (grayscale), aligned, augmented",
                           "A_lfw": "skimage.data.lfw_subset()[:100] face crops 25x25, upscaled, aligned, tinted",
                           "B_anime": "training.demo_data.render_anime, styles from AnimeStyle.sample"},
+              "labels": "labels.csv: file (relative to B_anime) and the attributes of each anime face",
               "command": f"python -m training.demo_data {out} --size {size} --n-anime {n_anime} "
                          f"--n-astronaut {n_astronaut} --n-camera {n_camera} --lfw-copies {lfw_copies} --seed {seed}"}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
