@@ -11,7 +11,8 @@ CKPT is a GNR checkpoint or a student checkpoint (python -m training.distill). A
 student renders the one style it was distilled for and takes no style option; a
 style-conditioned one takes a style to lock in (default --style 0) or --dynamic-style.
 --target and --which do not apply to students (one layout serves every runtime); verify
-compares a student's graphs with the student in PyTorch.
+compares a student's graphs with the student in PyTorch. onnx --edit ATTR=VALUE --attributes
+ISF.pt bakes a style edited by an attribute model (python -m training.isf).
 
 Exit status: 0 done (verify: every check passed), 1 a check failed or the work could not be done,
 2 bad command line.
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = _add_style(p)
     g.add_argument("--dynamic-style", action="store_true",
                    help="style as a second graph input (one graph for every style)")
+    p.add_argument("--attributes", type=Path, metavar="ISF.pt",
+                   help="an attribute model for this checkpoint (python -m training.isf), for --edit")
+    p.add_argument("--edit", action="append", default=None, metavar="ATTR=VALUE",
+                   help="bake the style edited towards an attribute, e.g. --edit hair=red "
+                        "(repeatable; needs --attributes)")
+    p.add_argument("--edit-seed", type=int, default=0, metavar="N",
+                   help="which of the many looks with those attributes (default 0)")
     p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
     p.add_argument("--fp16", action="store_true", help="a float16 graph (GPU); style path stays fp32")
     p.add_argument("--io", default="float", choices=["float", "uint8-nchw", "uint8-nhwc"],
@@ -193,6 +201,8 @@ def cmd_onnx(args, out) -> int:
             from training.style import StyleCode
             style = StyleCode.from_seed(0, cfg.latent_dim)
             out("no style given: using --style 0")
+    if args.edit or args.attributes is not None:
+        style = _edited(args, style, locked, out)
     target = args.target or ("cpu" if args.int8 else "gpu")
     if args.int8 and target == "cpu":
         target = "cpu-int8"        # transposed convs as sub-pixel convs: int8 has no ConvTranspose
@@ -214,6 +224,34 @@ def cmd_onnx(args, out) -> int:
         out(f"wrote {args.output} ({info.describe()}) in {time.perf_counter() - t:.1f} s")
         _int8_report(fp32, args.output, cfg.size, out)
     return 0
+
+
+def _edited(args, style, locked: bool, out):
+    """``style`` with the ``--edit`` attributes made by the ``--attributes`` model (checked to
+    be trained for this checkpoint, or a student's teacher)."""
+    from training.isf import EditError, ISFError, load_isf
+    from training.messages import one_line
+    if not args.edit:
+        raise CliError("--attributes: give the edits to bake with --edit ATTR=VALUE")
+    if args.attributes is None:
+        raise CliError("--edit needs --attributes ISF.pt: an attribute model trained for this "
+                       "checkpoint (python -m training.isf)")
+    if args.dynamic_style:
+        raise CliError("--edit bakes one edited style; --dynamic-style leaves the style to run time")
+    if locked:
+        raise CliError(f"--edit: {args.checkpoint} is a locked-style student: it renders only the "
+                       "style it was distilled for")
+    try:
+        isf = load_isf(args.attributes, checkpoint=args.checkpoint)
+        style = isf.edit(style, args.edit, seed=args.edit_seed)
+    except FileNotFoundError as e:
+        raise CliError(f"--attributes: {one_line(e)}") from None
+    except EditError as e:
+        raise CliError(f"--edit: {one_line(e)}") from None
+    except ISFError as e:
+        raise CliError(f"--attributes: {one_line(e)}") from None
+    out(f"style: {style.source}")
+    return style
 
 
 def _locked_student(ckpt):

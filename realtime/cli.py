@@ -33,6 +33,14 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                     help="style from a random seed (default 0)")
     st.add_argument("--style-image", type=Path, help="take the style from an anime face image")
     st.add_argument("--style-vector", type=Path, help="a .npy file of the style's 8 numbers")
+    g.add_argument("--attributes", type=Path, default=None, metavar="ISF.pt",
+                   help="an attribute model for this checkpoint (python -m training.isf), for "
+                        "--edit; --model demo has one built in")
+    g.add_argument("--edit", action="append", default=None, metavar="ATTR=VALUE",
+                   help="edit the style towards an attribute, e.g. --edit hair=red --edit "
+                        "mouth=smile (repeatable; applied to whichever style was chosen)")
+    g.add_argument("--edit-seed", type=int, default=0, metavar="N",
+                   help="which of the many looks with those attributes (default 0)")
     g.add_argument("--backend", default="auto", choices=list(BACKENDS),
                    help="inference backend (default: the fastest available, printed)")
     g.add_argument("--device", default="auto",
@@ -71,7 +79,8 @@ def model_options(args, *, dynamic_style: bool = False, default_demo: bool = Fal
     opts = ModelOptions(checkpoint=args.checkpoint, engine_file=args.engine_file, model=args.model,
                         style_seed=args.style, style_image=args.style_image,
                         style_vector=args.style_vector, backend=args.backend, device=args.device,
-                        dynamic_style=dynamic_style)
+                        dynamic_style=dynamic_style, attributes=args.attributes,
+                        edits=tuple(args.edit or ()), edit_seed=args.edit_seed)
     if default_demo:
         return opts.or_demo()
     if not opts.has_model:

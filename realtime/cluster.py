@@ -397,8 +397,8 @@ def _preflight(ray, jobs: list[Job], model_opts: ModelOptions) -> list[Any]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     inputs = [str(j.input) for j in jobs]
     folders = sorted({str(j.output.parent) for j in jobs})
-    files = [str(p) for p in (model_opts.checkpoint, model_opts.engine_file,
-                              model_opts.style_image, model_opts.style_vector) if p is not None]
+    files = [str(p) for p in (model_opts.checkpoint, model_opts.engine_file, model_opts.style_image,
+                              model_opts.style_vector, model_opts.attributes) if p is not None]
     check, probe = ray.remote(num_cpus=0)(_check_storage), ray.remote(num_cpus=0)(_probe)
     nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
     checks = [check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
@@ -450,7 +450,8 @@ def run_on_ray(jobs: list[Job], model_opts: ModelOptions, cfg: PipelineConfig, o
     if not todo:
         return jobs
     model_opts = replace(model_opts, **{          # workers may run in other folders
-        k: Path(v).absolute() for k in ("checkpoint", "engine_file", "style_image", "style_vector")
+        k: Path(v).absolute() for k in ("checkpoint", "engine_file", "style_image", "style_vector",
+                                        "attributes")
         if (v := getattr(model_opts, k)) is not None})
     ray, started = _connect(opts)
     sched = None

@@ -32,10 +32,11 @@ from typing import Any, Callable, Sequence
 from training.device import DeviceError, parse_device
 from training.messages import one_line
 
+from .attributes import AttributeConfigError
 from .faces.composite import PASTE_MODES
 from .pipeline import OUTPUT_MODES, Pipeline, PipelineStats, output_size
 
-__all__ = ["ASSETS", "DEMO_VIDEO", "DEMO_CHECKPOINT", "DEMO_STUDENT", "MODELS", "BACKENDS",
+__all__ = ["ASSETS", "DEMO_VIDEO", "DEMO_CHECKPOINT", "DEMO_STUDENT", "DEMO_ISF", "MODELS", "BACKENDS",
            "ConfigError", "ModelOptions", "FaceOptions", "PipelineConfig", "OpenedModel", "FileInput",
            "LoopedInput", "CameraInput", "FileOutput", "StreamOutput", "VirtualCameraOutput",
            "open_model", "open_source", "make_sinks", "build_pipeline", "pipeline_device",
@@ -49,6 +50,9 @@ DEMO_CHECKPOINT = ASSETS / "demo_model.pt"
 # faster of the two (benchmarks.latency, demo config); on CUDA the demo model itself runs.
 DEMO_STUDENT = ASSETS / "demo_student.pt"
 DEMO_STUDENT_NAME = "demo model's CPU student"
+# The demo model's attribute model (training/isf: "hair=red" instead of a seed; how it was
+# trained and how well it does: demo_isf.json). ``--model demo`` loads it by itself.
+DEMO_ISF = ASSETS / "demo_isf.pt"
 MODELS = ("demo", "identity")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
@@ -86,6 +90,9 @@ class ModelOptions:
     dynamic_style: bool = False          # style as a run-time input (live style changes)
     max_batch: int = 8
     threads: int | None = None
+    attributes: Path | None = None       # an attribute model (ISF) file; automatic for demo
+    edits: tuple[str, ...] = ()          # "hair=red", ... made to the style (--edit)
+    edit_seed: int = 0                   # the multimodal choice of the edits (--edit-seed)
 
     def __post_init__(self) -> None:
         given = [n for n, v in (("--checkpoint", self.checkpoint), ("--engine", self.engine_file),
@@ -107,8 +114,18 @@ class ModelOptions:
         _check(int(self.max_batch) >= 1, f"max_batch must be at least 1, got {self.max_batch}")
         _check(self.threads is None or int(self.threads) >= 1,
                f"--threads must be at least 1, got {self.threads}")
+        object.__setattr__(self, "edits", tuple(self.edits or ()))
+        for e in self.edits:
+            _check(isinstance(e, str) and e.count("=") == 1 and all(p.strip() for p in e.split("=")),
+                   f"--edit must be ATTRIBUTE=VALUE (e.g. --edit hair=red), got {e!r}")
+        _check(not isinstance(self.edit_seed, bool) and isinstance(self.edit_seed, int)
+               and 0 <= self.edit_seed < 2 ** 63,
+               f"--edit-seed must be a seed in 0..2**63-1, got {self.edit_seed}")
+        _check(not (self.edits and self.model == "identity"),
+               "--edit: the identity model has no style to edit")
         for flag, path in (("--checkpoint", self.checkpoint), ("--engine", self.engine_file),
-                           ("--style-image", self.style_image), ("--style-vector", self.style_vector)):
+                           ("--style-image", self.style_image), ("--style-vector", self.style_vector),
+                           ("--attributes", self.attributes)):
             if path is not None:
                 p = Path(path)
                 _check(p.exists(), f"{flag} {p}: no such file")
@@ -190,6 +207,8 @@ class OpenedModel:
     summary: str
     details: str
     options: ModelOptions
+    attributes: Any = None               # realtime.attributes.Attributes, when the model has them
+    base_style: Any = None               # the style before --edit (a StyleCode), when edited
 
 
 def _runs_on_cpu(device: str) -> bool:
@@ -256,6 +275,14 @@ def open_model(opts: ModelOptions, log: Callable[[str], None] = lambda m: None) 
                         style_image=opts.style_image, style_vector=opts.style_vector,
                         dynamic_style=dynamic, max_batch=opts.max_batch,
                         threads=opts.threads)
+    attrs, base = None, None
+    try:
+        attrs = None if identity else _open_attributes(opts, checkpoint or opts.engine_file, log)
+        if attrs is not None and attrs.edits:
+            base = _unedited_style(req, attrs.isf.style_dim)
+            req = replace(req, style=attrs.apply(base))
+    except (AttributeConfigError, ValueError, OSError) as e:
+        raise ConfigError(one_line(e)) from None
     try:
         engine, why = open_engine(req, log=log)
     except (EngineError, FileNotFoundError, ValueError, RuntimeError, OSError, KeyError,
@@ -267,7 +294,44 @@ def open_model(opts: ModelOptions, log: Callable[[str], None] = lambda m: None) 
         why = (f"--model demo on the CPU runs {DEMO_STUDENT.name}, {DEMO_CHECKPOINT.name} "
                f"distilled into a faster student (--checkpoint {DEMO_CHECKPOINT} for the model "
                f"itself); {why}")
-    return OpenedModel(engine, summary, why, opts)
+    if attrs is not None:
+        summary += f", attributes {attrs.path.name} ({attrs.describe_edits()})"
+    return OpenedModel(engine, summary, why, opts, attrs, base)
+
+
+def _open_attributes(opts: ModelOptions, model_path: Path | None, log):
+    """The attribute model the options name (``--model demo``: :data:`DEMO_ISF`, where it is
+    shipped), checked against the model, with ``--edit`` parsed; None when there is none."""
+    from .attributes import open_attributes
+
+    path = opts.attributes
+    if path is None and opts.model == "demo" and DEMO_ISF.exists():
+        path = DEMO_ISF
+    if path is None:
+        if opts.edits:
+            raise AttributeConfigError(
+                "--edit needs --attributes ISF.pt: an attribute model trained for this checkpoint "
+                "(python -m training.isf); --model demo has one built in")
+        return None
+    return open_attributes(path, model_path=model_path, edits=opts.edits, seed=opts.edit_seed,
+                           log=log)
+
+
+def _unedited_style(req, dim: int):
+    """The style ``--edit`` starts from: the one asked for (seed, image or vector), else the one
+    baked into an exported graph, else the default style."""
+    from training.style import StyleCode
+
+    from .engines.select import resolve_style
+
+    style = resolve_style(req, dim)
+    if style is None and req.engine_file is not None and \
+            Path(req.engine_file).suffix.lower() == ".onnx":
+        from export.onnx import read_info
+        info = read_info(req.engine_file)
+        style = info.style_code if info is not None else None
+    return style if style is not None else StyleCode.default(dim)
+
 
 def pipeline_device(engine) -> str:
     """Where frames are uploaded for alignment and paste-back: the engine's CUDA device, else

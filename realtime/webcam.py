@@ -8,7 +8,11 @@
     python -m realtime.webcam --input talk.mp4 --audio input --record shown.mp4
 
 Keys in the preview window: space = new random style, 1–9 = saved styles, s = save the current
-style to the style bank, b = before/after, q or Esc = quit. Style changes blend over 0.3 s.
+style to the style bank, b = before/after, q or Esc = quit. With an attribute model (``--model
+demo`` has one; ``--attributes ISF.pt`` for a checkpoint): e = the next value of the attribute
+being cycled (hair colour first; after its last value, none), a = cycle another attribute. Edits
+stay in force on every new style (``--edit hair=red`` starts with one). Style changes blend over
+0.3 s.
 Live mode never queues: when the engine falls behind, stale frames are dropped (and counted).
 
 Sound (``--audio``): the microphone, or with ``--audio input`` the input file's own sound played
@@ -49,7 +53,8 @@ from .types import Frame
 class Preview:
     """The OpenCV window, driven from the main thread; shows the newest output."""
 
-    def __init__(self, title: str = "gnr-anime  (space: new style, 1-9, s: save, b: before/after, q: quit)"):
+    def __init__(self, title: str = "gnr-anime  (space: new style, 1-9, s: save, a/e: attributes, "
+                                    "b: before/after, q: quit)"):
         import cv2
         self.cv2 = cv2
         self.title = title
@@ -74,6 +79,50 @@ class Preview:
 
     def close(self) -> None:
         self.cv2.destroyAllWindows()
+
+
+class StyleKeys:
+    """What the preview's style keys do to the live style (a :class:`StyleMixer`): space a new
+    random style, 1-9 a saved one, s saves the current one; with an attribute model
+    (:class:`realtime.attributes.Attributes`) e steps the cycled attribute to its next value and
+    a picks the next attribute to cycle. The edits in force are made again to every new style;
+    a saved style is taken as it was saved (its edits are in it), so loading one clears them.
+    :meth:`press` returns a line to tell the user, or None."""
+
+    def __init__(self, mixer: StyleMixer, bank: StyleBank, attributes=None,
+                 base: StyleCode | None = None, rng: np.random.Generator | None = None):
+        self.mixer, self.bank, self.attributes = mixer, bank, attributes
+        self.base = base if base is not None else StyleCode(tuple(map(float, mixer.target)), "start")
+        self.rng = rng if rng is not None else np.random.default_rng()
+
+    def _show(self) -> None:
+        z = self.attributes.apply(self.base) if self.attributes is not None else self.base
+        self.mixer.set(z.numpy())
+
+    def press(self, key: int) -> str | None:
+        if key == ord(" "):
+            v = self.rng.standard_normal(len(self.mixer.target))
+            self.base = StyleCode(tuple(map(float, v)), "random")
+            self._show()
+            return None
+        if key == ord("s"):
+            return f"saved the style as {self.bank.save(self.mixer.target)} in {self.bank.path}"
+        if ord("1") <= key <= ord("9"):
+            z = self.bank.get(key - ord("1"))
+            if z is None or z.shape != self.mixer.target.shape:
+                return None
+            self.base = StyleCode(tuple(map(float, z)), f"bank {key - ord('0')}")
+            if self.attributes is not None:
+                self.attributes.edits.clear()
+            self._show()
+            return None
+        if self.attributes is None or key not in (ord("a"), ord("e")):
+            return None
+        if key == ord("a"):
+            return f"e now cycles {self.attributes.next_attribute()}"
+        self.attributes.cycle()
+        self._show()
+        return f"attributes: {self.attributes.describe_edits()}"
 
 
 def draw_overlay(img_bgr: np.ndarray, text: str) -> None:
@@ -315,7 +364,10 @@ def main(argv=None) -> int:
         outputs.append(VirtualCameraOutput(required=False))
     preview = None if args.no_window else _open_preview(console)
     bank = StyleBank(args.style_bank)
-    rng = np.random.default_rng()
+    keys = StyleKeys(mixer, bank, model.attributes, model.base_style)
+    if model.attributes is not None:
+        say(f"attributes: {model.attributes.describe_edits()} (keys: e = next "
+            f"{model.attributes.cycling}, a = another attribute)")
     record = None
     pipe = None
 
@@ -372,17 +424,12 @@ def main(argv=None) -> int:
         key = preview.show(overlay())
         if key in (ord("q"), 27):
             return False
-        if key == ord(" "):
-            mixer.set(rng.standard_normal(len(mixer.target)).astype(np.float32))
-        elif key == ord("b"):
+        if key == ord("b"):
             preview.before = not preview.before
-        elif key == ord("s"):
-            n = bank.save(mixer.target)
-            say(f"saved the style as {n} in {bank.path}")
-        elif ord("1") <= key <= ord("9"):
-            z = bank.get(key - ord("1"))
-            if z is not None and z.shape == mixer.target.shape:
-                mixer.set(z)
+        elif key != 255:
+            said = keys.press(key)
+            if said:
+                say(said)
         return None
 
     prev = signal.getsignal(signal.SIGTERM)

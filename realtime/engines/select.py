@@ -73,6 +73,7 @@ class EngineRequest:
     which: str = "G_A2B_ema"
     onnx_cache: Path | None = None
     threads: int | None = None
+    style: StyleCode | None = None           # an already made style (an edited one): wins
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,8 @@ def select_backend(req: EngineRequest, caps: Capabilities,
 # ---------------------------------------------------------------------------------------------
 def resolve_style(req: EngineRequest, latent_dim: int = 8) -> StyleCode | None:
     """The style the request names, or None when it names none."""
+    if req.style is not None:
+        return req.style
     if req.style_seed is not None:
         return StyleCode.from_seed(req.style_seed, latent_dim)
     if req.style_vector is not None:

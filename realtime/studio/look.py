@@ -67,6 +67,7 @@ class AttributePanel(QGroupBox):
         super().__init__("Attributes", parent)
         self.tasks, self.current_style = tasks, current_style
         self.model = None
+        self.base = None                # the style the edits are made to (None: the current one)
         self.combos: dict[str, QComboBox] = {}
         self.form = QFormLayout(self)
         self.seed: QSpinBox | None = None
@@ -74,11 +75,13 @@ class AttributePanel(QGroupBox):
         tasks.failed.connect(self._failed)
         self.hide()
 
-    def set_model(self, model) -> None:
-        """Show controls for ``model``'s attributes (None: hide the panel)."""
+    def set_model(self, model, base=None, chosen: dict | None = None, seed: int = 0) -> None:
+        """Show controls for ``model``'s attributes (None: hide the panel). ``chosen`` edits are
+        already made (``--edit`` on the command line) to the style ``base``: the controls show
+        them, and later edits start from ``base``."""
         while self.form.rowCount():
             self.form.removeRow(0)
-        self.combos, self.seed, self.model = {}, None, model
+        self.combos, self.seed, self.model, self.base = {}, None, model, None
         if model is None:
             self.hide()
             return
@@ -95,14 +98,34 @@ class AttributePanel(QGroupBox):
         self.seed.setToolTip("Different seeds give different looks with the same attributes")
         self.seed.valueChanged.connect(self._edit)
         self.form.addRow(QLabel("seed"), self.seed)
+        if chosen:
+            self.base = None if base is None else np.asarray(base, np.float32)
+            for w in (*self.combos.values(), self.seed):
+                w.blockSignals(True)
+            for name, value in chosen.items():
+                if name in self.combos:
+                    self.combos[name].setCurrentIndex(max(0, self.combos[name].findData(value)))
+            self.seed.setValue(int(seed))
+            for w in (*self.combos.values(), self.seed):
+                w.blockSignals(False)
         self.show()
 
     def chosen(self) -> dict:
         return {n: c.currentData() for n, c in self.combos.items() if c.currentData() is not None}
 
+    def restyled(self) -> None:
+        """The style was changed by something else (gallery, sliders, bank): the edits chosen
+        are made to that one from now on."""
+        self.base = None
+
     def _edit(self) -> None:
-        model, z, wanted = self.model, self.current_style(), self.chosen()
-        if model is None or z is None or not wanted:
+        if self.base is None:
+            self.base = self.current_style()
+        model, z, wanted = self.model, self.base, self.chosen()
+        if model is None or z is None:
+            return
+        if not wanted:                  # every attribute back to "unchanged": the style as it was
+            self.edited.emit(np.asarray(z, np.float32))
             return
         seed = self.seed.value()
         self.tasks.run("attribute-edit", lambda: np.asarray(model.edit(z, wanted, seed), np.float32))

@@ -296,6 +296,12 @@ class StudioWindow(QMainWindow):
         self.why_label.setText(why)
         self.why_label.setToolTip(opened.details)
         dynamic = self.controller.dynamic_style
+        attrs = opened.attributes
+        if attrs is not None and dynamic:
+            base = opened.base_style.vector if opened.base_style is not None else None
+            self.attributes.set_model(attrs.isf, base, attrs.edits, attrs.seed)
+        else:
+            self.attributes.set_model(None)
         self.sliders.set_values(self.controller.style)
         self.sliders.set_enabled_for(dynamic, self._checkpoint_for_style() is not None)
         self.gallery.shuffle_button.setEnabled(dynamic)
@@ -491,12 +497,21 @@ class StudioWindow(QMainWindow):
     def _gallery_picked(self, z) -> None:
         self.controller.set_style(z)
         self.sliders.set_values(z)
+        self.attributes.restyled()
 
     def _sliders_moved(self, z) -> None:
         self.controller.set_style(z)
         self.gallery.clear_choice()
+        self.attributes.restyled()
 
     def _bank_picked(self, z) -> None:
+        self._set_style_kept_edits(z)
+        self.attributes.restyled()
+
+    def _attributes_edited(self, z) -> None:
+        self._set_style_kept_edits(z)
+
+    def _set_style_kept_edits(self, z) -> None:
         if self.controller.style is not None and len(z) != len(self.controller.style):
             self.show_error(f"this saved style has {len(z)} numbers; the model takes "
                             f"{len(self.controller.style)}")
@@ -505,7 +520,6 @@ class StudioWindow(QMainWindow):
         self.sliders.set_values(z)
         self.gallery.clear_choice()
 
-    _attributes_edited = _bank_picked
 
     def _look_changed(self, faces: FaceOptions) -> None:
         self.controller.faces = faces

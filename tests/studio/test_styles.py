@@ -115,12 +115,21 @@ class TinyAttributes:
 def test_attribute_panel_appears_with_a_model_and_edits_the_style(studio, qtbot):
     w = studio()
     qtbot.waitUntil(lambda: w.controller.model is not None, timeout=WAIT_MS)
-    assert w.attributes.isHidden()
+    from realtime.compose import DEMO_ISF
+    if DEMO_ISF.is_file():                 # the demo model comes with its attribute model
+        assert not w.attributes.isHidden()
+        assert {"hair", "hair_length", "blush", "ribbon"} <= set(w.attributes.combos)
+        assert "red" in [w.attributes.combos["hair"].itemData(i)
+                         for i in range(w.attributes.combos["hair"].count())]
     w.attributes.set_model(TinyAttributes())
     assert not w.attributes.isHidden() and set(w.attributes.combos) == {"hair", "smile"}
     z0 = w.controller.style.copy()
     w.attributes.combos["hair"].setCurrentIndex(1)          # "red"
     qtbot.waitUntil(lambda: np.isclose(w.controller.style[0], z0[0] + 1.0), timeout=WAIT_MS)
+    w.attributes.combos["hair"].setCurrentIndex(2)          # "black": made to the same base
+    qtbot.waitUntil(lambda: np.isclose(w.controller.style[0], z0[0] - 1.0), timeout=WAIT_MS)
+    w.attributes.combos["hair"].setCurrentIndex(0)          # unchanged: the style as it was
+    qtbot.waitUntil(lambda: np.allclose(w.controller.style, z0), timeout=WAIT_MS)
     w.attributes.set_model(None)
     assert w.attributes.isHidden()
 
@@ -137,3 +146,21 @@ def test_the_paste_mode_changes_what_the_live_view_replaces(studio, qtbot):
         diff = np.abs(as_array(w.view.before).astype(int) - as_array(w.view.after).astype(int))
         changed[mode] = (diff.sum(-1) > 30).mean()
     assert changed["box"] > 1.3 * changed["face"] > 0     # the whole crop, not the inner face
+
+
+def test_edits_from_the_command_line_show_in_the_panel_and_start_from_the_unedited_style(studio, qtbot):
+    from realtime.compose import DEMO_ISF, ModelOptions
+    from training.isf import load_isf
+    from training.style import StyleCode
+    if not DEMO_ISF.is_file():
+        import pytest
+        pytest.skip("the demo attribute model is not in this checkout")
+    isf = load_isf(DEMO_ISF)
+    w = studio(model=ModelOptions(model="demo", dynamic_style=True, style_seed=2,
+                                  edits=("hair=green",), edit_seed=1))
+    qtbot.waitUntil(lambda: w.controller.model is not None, timeout=WAIT_MS)
+    base = StyleCode.from_seed(2)
+    assert np.allclose(engine_style(w), isf.edit(base, {"hair": "green"}, seed=1).numpy(), atol=1e-5)
+    assert w.attributes.combos["hair"].currentData() == "green" and w.attributes.seed.value() == 1
+    w.attributes.combos["hair"].setCurrentIndex(0)          # unchanged: seed 2 as it was
+    qtbot.waitUntil(lambda: np.allclose(w.controller.style, base.numpy(), atol=1e-6), timeout=WAIT_MS)

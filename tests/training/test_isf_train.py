@@ -238,6 +238,19 @@ def test_evaluate_writes_per_attribute_json(shipped, inputs, tmp_path):
                  str(tmp_path / "c2.pt"), "--size", "32", "--iters", "1", "--batch", "2"]) == 0
     assert main(["evaluate", "--isf", str(shipped), "--checkpoint", str(inputs["gnr"]), "--classifier",
                  str(tmp_path / "c2.pt"), "--data-a", str(inputs["faces"]), "--n-styles", "2"]) == 2
+    # a classifier that knows more attributes than the ISF edits judges the ISF's ones
+    wider = tmp_path / "wider.csv"
+    rows = inputs["labels"].read_text().splitlines()
+    wider.write_text("\n".join([rows[0] + ",ribbon"] + [r + (",yes" if i % 3 else ",no")
+                                                         for i, r in enumerate(rows[1:])]) + "\n")
+    assert main(["classifier", "--data-b", str(inputs["anime"]), "--labels", str(wider), "-o",
+                 str(tmp_path / "c3.pt"), "--size", "32", "--iters", "1", "--batch", "2"]) == 0
+    assert main(["evaluate", "--isf", str(shipped), "--checkpoint", str(inputs["gnr"]), "--classifier",
+                 str(tmp_path / "c3.pt"), "--data-a", str(inputs["faces"]), "--n-styles", "2",
+                 "-o", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["attributes"]) == {"hair_length", "blush"}
+    assert set(res["classifier_summary"]["val_accuracy"]) == {"hair_length", "blush", "ribbon"}
 
 
 def test_grid_has_a_row_per_style_and_a_column_per_edit(shipped, inputs, tmp_path):

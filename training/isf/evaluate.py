@@ -104,7 +104,7 @@ def train_classifier(data_b: str | Path, labels: str | Path, out: str | Path, *,
         opt.step()
         sched.step()
         if (it + 1) % 100 == 0:
-            log.info("classifier step %d/%d  loss %.4f", it + 1, iters, float(loss))
+            log.info("classifier step %d/%d  loss %.4f", it + 1, iters, float(loss.detach()))
     net.eval()
     with torch.no_grad():
         pred = torch.cat([predicted(net(unit(imgs[val[i:i + 256]]))[1]) for i in range(0, len(val), 256)])
@@ -154,9 +154,13 @@ def evaluate(isf_path: str | Path, checkpoint: str | Path, classifier: str | Pat
     first ``n_detail`` of them."""
     isf = load_isf(isf_path, checkpoint=checkpoint)
     clf, cvocab, csummary = load_classifier(classifier)
-    if cvocab != isf.vocab:
+    # The classifier may know more attributes than the ISF edits (one classifier for ISFs
+    # trained on some columns of labels.csv); each one the ISF knows must have the same values.
+    known = dict(zip(cvocab.names, cvocab.values))
+    if any(tuple(known.get(n, ())) != tuple(v) for n, v in zip(isf.vocab.names, isf.vocab.values)):
         raise ISFError(f"the classifier knows {cvocab.describe()}, the ISF {isf.vocab.describe()}: "
                        "train the classifier on the same labels.csv")
+    cols = [cvocab.names.index(n) for n in isf.vocab.names]
     G = load_generator(checkpoint)
     try:
         G_B2A = load_generator(checkpoint, which="G_B2A_ema")
@@ -184,7 +188,7 @@ def evaluate(isf_path: str | Path, checkpoint: str | Path, classifier: str | Pat
                           for i in range(0, len(cc), batch)])
 
     def classify(y):
-        return torch.cat([predicted(clf(y[i:i + batch].clamp(-1, 1))[1]) for i in range(0, len(y), batch)])
+        return torch.cat([predicted(clf(y[i:i + batch].clamp(-1, 1))[1]) for i in range(0, len(y), batch)])[:, cols]
 
     def content_code(y):
         return torch.cat([G_B2A.encode(y[i:i + batch].clamp(-1, 1)).content.flatten(1)
