@@ -150,21 +150,23 @@ def test_a_missing_input_is_one_clear_error_before_anything_is_written(ray_local
 
 
 def test_ctrl_c_cancels_and_leaves_no_partial_output(ray_local, tmp_path):
-    src = write_video(tmp_path / "long.mp4", [face_scene(320, 240, dx=i % 30) for i in range(100)],
-                      fps=FPS, audio_s=4.0)
+    # long enough (15 segments) that the run cannot end before the interrupt on a fast or an
+    # idle machine: the interrupt comes as soon as the first segment is being converted
+    src = write_video(tmp_path / "long.mp4", [face_scene(320, 240, dx=i % 30) for i in range(300)],
+                      fps=FPS, audio_s=12.0)
     out = tmp_path / "long_anime.mp4"
     jobs = [Job(src, out)]
     main = threading.main_thread().ident
 
     def interrupt():
         _wait_for_worker("convert_segment")
-        time.sleep(0.3)
+        time.sleep(0.1)
         signal.pthread_kill(main, signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        _run(jobs, segment_seconds=2.0)
+        _run(jobs, segment_seconds=0.8)
     assert time.monotonic() - t0 < 60
     assert jobs[0].status == "interrupted"
     assert not out.exists() and _leftovers(tmp_path) == []
