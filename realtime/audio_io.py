@@ -199,12 +199,18 @@ class Microphone:
 
     def close(self) -> None:
         stream, self.stream = self.stream, None
-        if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception:  # noqa: BLE001 - closing on exit
-                pass
+        _stop(stream)
+
+
+def _stop(stream) -> None:
+    """Stop and close a PortAudio stream (None: nothing); errors on the way out are ignored."""
+    if stream is None:
+        return
+    try:
+        stream.stop()
+        stream.close()
+    except Exception:  # noqa: BLE001 - closing on exit
+        pass
 
 
 # =============================================================================================
@@ -307,12 +313,7 @@ class VirtualMicrophone:
 
     def close(self) -> None:
         stream, self.stream = self.stream, None
-        if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception:  # noqa: BLE001 - closing on exit
-                pass
+        _stop(stream)
         while self.modules:
             self._pactl("unload-module", self.modules.pop())
 
