@@ -163,10 +163,16 @@ def test_ctrl_c_cancels_and_leaves_no_partial_output(ray_local, tmp_path):
         time.sleep(0.1)
         signal.pthread_kill(main, signal.SIGINT)
 
+    # Python leaves SIGINT ignored when it starts ignored (a CI job run in the background):
+    # the test wants Ctrl-C's usual meaning whatever it inherited
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt, daemon=True).start()
     t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        _run(jobs, segment_seconds=0.8)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _run(jobs, segment_seconds=0.8)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - t0 < 60
     assert jobs[0].status == "interrupted"
     assert not out.exists() and _leftovers(tmp_path) == []
