@@ -126,11 +126,9 @@ def open_attributes(path: Path, *, model_path: Path | None, edits: Sequence[str]
                 f"{Path(path).name} was trained for it")
         else:
             try:
-                isf.check_gnr(sha256=sha)
+                isf.check_gnr(sha256=sha, name=Path(model_path).name)
             except ISFError as e:
-                raise AttributeConfigError(
-                    f"--attributes: {one_line(e).replace('not that model', f'not {Path(model_path).name}')}"
-                ) from None
+                raise AttributeConfigError(f"--attributes: {one_line(e)}") from None
     attrs = Attributes(isf, seed=int(seed))
     attrs.edits = attrs.parse(edits)
     return attrs

@@ -83,15 +83,17 @@ class ISF:
         :class:`EditError` (one line listing the known attributes and values) otherwise."""
         return self.vocab.parse_edits(edits)
 
-    def check_gnr(self, checkpoint: str | os.PathLike | None = None, sha256: str | None = None) -> None:
+    def check_gnr(self, checkpoint: str | os.PathLike | None = None, sha256: str | None = None,
+                  name: str | None = None) -> None:
         """Refuse (:class:`ISFMismatchError`) a GNR checkpoint file, or a checkpoint's sha256 as an
-        exported engine records it, other than the one this ISF was trained for."""
+        exported engine records it, other than the one this ISF was trained for. ``name``: what
+        to call the model in the message (default: the checkpoint's path)."""
         if checkpoint is None and sha256 is None:
             raise ValueError("give the GNR checkpoint path or its sha256")
         got = sha256 if sha256 is not None else gnr_sha256(checkpoint)
         want = self.gnr_sha256
         if got != want:
-            what = f"{checkpoint}" if checkpoint is not None else "that model"
+            what = name or (f"{checkpoint}" if checkpoint is not None else "that model")
             raise ISFMismatchError(
                 f"{self.path.name} was trained for the GNR checkpoint {self.gnr.get('file', '?')} "
                 f"(sha256 {want[:12]}...), not {what} (sha256 {got[:12]}...); train an ISF for it: "
