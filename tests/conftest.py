@@ -45,3 +45,37 @@ def face_batch(astronaut) -> torch.Tensor:
 def tiny_config():
     from training.config import ModelConfig
     return ModelConfig(size=32, num_down=2, latent_dim=8, n_mlp=2, n_res=1, channel_divisor=16)
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 nothing listens on now."""
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def watch_stream(url: str, frames: int = 5):
+    """Start watching an MPEG-TS stream at ``url`` in a thread, as a viewer would; returns the
+    thread and the list it fills with (width, height) of the first ``frames`` frames decoded."""
+    import threading
+
+    import av
+    received: list[tuple[int, int]] = []
+
+    def client():
+        try:
+            c = av.open(url + "?timeout=8000000", format="mpegts", timeout=8)
+            for f in c.decode(video=0):
+                received.append((f.width, f.height))
+                if len(received) >= frames:
+                    break
+            c.close()
+        except av.error.FFmpegError:
+            pass
+
+    reader = threading.Thread(target=client, daemon=True)
+    reader.start()
+    return reader, received

@@ -30,7 +30,7 @@ from .checkpoint import CheckpointError
 from .config import ModelConfig
 from .data import DataError
 from .lpips import LPIPSWeightsError
-from .train_config import DataSource, TrainConfig
+from .train_config import DataSource, TrainConfig, apply_changes, flag_for
 
 log = logging.getLogger("training")
 
@@ -118,18 +118,12 @@ def _explicit(args) -> dict[str, object]:
 
 
 def _apply(cfg: TrainConfig, changes: dict[str, object]) -> TrainConfig:
-    model = {k.split(".", 1)[1]: v for k, v in changes.items() if k.startswith("model.")}
-    top = {k: v for k, v in changes.items() if not k.startswith("model.")}
-    if model:
-        top["model"] = ModelConfig(**{**cfg.model.to_dict(), **model})
-    return cfg.replace(**top)
+    return apply_changes(cfg, changes, "model", ModelConfig)
 
 
 def _flag(fieldname: str) -> str:
-    for flag, f in FLAG_FIELDS.items():
-        if f == fieldname:
-            return "--" + flag.replace("_", "-")
-    return {"lpips": "--no-lpips", "data_a": "--data-a", "data_b": "--data-b"}.get(fieldname, fieldname)
+    return flag_for(fieldname, FLAG_FIELDS, {"lpips": "--no-lpips", "data_a": "--data-a",
+                                              "data_b": "--data-b"})
 
 
 def resolve(args, parser) -> tuple[TrainConfig, Path, Path | None, Path | None]:

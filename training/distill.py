@@ -49,7 +49,7 @@ from .networks import Generator
 from .steps import Schedule, run_steps, save_rotating
 from .student import STUDENT_KIND, Student, StudentConfig, is_student_checkpoint, student_flops
 from .style import StyleCode, StyleError
-from .train_config import DataSource
+from .train_config import DataSource, apply_changes, flag_for
 
 log = logging.getLogger("training.distill")
 LOSS_NAMES = ("l1", "ssim", "lpips", "total")
@@ -385,20 +385,13 @@ def _explicit(args) -> dict[str, object]:
 
 
 def _apply(cfg: DistillConfig, changes: dict[str, object]) -> DistillConfig:
-    student = {k.split(".", 1)[1]: v for k, v in changes.items() if k.startswith("student.")}
-    top = {k: v for k, v in changes.items() if not k.startswith("student.")}
-    if student:
-        top["student"] = StudentConfig(**{**cfg.student.to_dict(), **student})
-    return cfg.replace(**top)
+    return apply_changes(cfg, changes, "student", StudentConfig)
 
 
 def _flag(fieldname: str) -> str:
-    for flag, f in FLAG_FIELDS.items():
-        if f == fieldname:
-            return "--" + flag.replace("_", "-")
-    return {"lpips": "--no-lpips", "style_encoder": "--no-style-encoder", "teacher_which": "--which",
-            "style": "--style/--style-image/--style-vector", "student.dynamic_style": "--dynamic-style",
-            }.get(fieldname, fieldname)
+    return flag_for(fieldname, FLAG_FIELDS, {
+        "lpips": "--no-lpips", "style_encoder": "--no-style-encoder", "teacher_which": "--which",
+        "style": "--style/--style-image/--style-vector", "student.dynamic_style": "--dynamic-style"})
 
 
 def _style(args, teacher: Teacher) -> StyleCode | None:

@@ -216,3 +216,26 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return replace(self, **changes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command-line changes to a config (GNR training and distillation)
+# ---------------------------------------------------------------------------------------------
+def apply_changes(cfg, changes: dict[str, object], nested: str, nested_cls):
+    """``cfg`` with ``changes`` made: plain keys are fields of ``cfg``, ``"<nested>.<field>"``
+    keys fields of its nested config (``model`` of a TrainConfig, ``student`` of a
+    DistillConfig), rebuilt as ``nested_cls``."""
+    inner = {k.split(".", 1)[1]: v for k, v in changes.items() if k.startswith(nested + ".")}
+    top = {k: v for k, v in changes.items() if not k.startswith(nested + ".")}
+    if inner:
+        top[nested] = nested_cls(**{**getattr(cfg, nested).to_dict(), **inner})
+    return cfg.replace(**top)
+
+
+def flag_for(fieldname: str, flag_fields: dict[str, str], special: dict[str, str]) -> str:
+    """The command-line flag that sets config field ``fieldname``: from the parser's
+    flag -> field table, else ``special``, else the field name itself."""
+    for flag, f in flag_fields.items():
+        if f == fieldname:
+            return "--" + flag.replace("_", "-")
+    return special.get(fieldname, fieldname)

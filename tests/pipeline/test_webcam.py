@@ -6,42 +6,20 @@ import json
 import socket
 import threading
 
-import av
 import pytest
 import numpy as np
 
 from realtime.styles import StyleBank, StyleMixer
 from realtime.webcam import main
 from realtime.synthetic import face_scene, read_back, write_video
-
-
-def _free_udp_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from tests.conftest import free_udp_port, watch_stream
 
 
 def test_headless_stream_and_record(tmp_path, capsys):
     src = write_video(tmp_path / "cam.mp4", [face_scene(320, 240, dx=i) for i in range(10)], fps=25)
-    port = _free_udp_port()
+    port = free_udp_port()
     url = f"udp://127.0.0.1:{port}"
-    received: list[tuple[int, int]] = []
-
-    def client():
-        try:
-            c = av.open(url + "?timeout=8000000", format="mpegts", timeout=8)
-            for f in c.decode(video=0):
-                received.append((f.width, f.height))
-                if len(received) >= 5:
-                    break
-            c.close()
-        except av.error.FFmpegError:
-            pass
-
-    reader = threading.Thread(target=client, daemon=True)
-    reader.start()
+    reader, received = watch_stream(url)
     summary = tmp_path / "summary.json"
     code = main(["--input", str(src), "--no-window", "--model", "identity", "--max-frames", "40",
                  "--stream", url, "--record", str(tmp_path / "shown.mp4"), "--json", str(summary)])

@@ -3,22 +3,11 @@ says what to install where there is no backend (none can exist on this machine: 
 from __future__ import annotations
 
 import importlib.util
-import socket
-import threading
-
-import av
 
 from realtime.sinks import VirtualCameraSink
 from realtime.synthetic import read_back
+from tests.conftest import free_udp_port, watch_stream
 from tests.studio.helpers import WAIT_MS
-
-
-def free_udp_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_record_and_stream_at_once_and_the_virtual_camera_state(studio, qtbot, tmp_path):
@@ -26,21 +15,7 @@ def test_record_and_stream_at_once_and_the_virtual_camera_state(studio, qtbot, t
     qtbot.waitUntil(lambda: w.view.frames_shown >= 2, timeout=WAIT_MS)
     panel = w.outputs
     url = f"udp://127.0.0.1:{free_udp_port()}"
-    received: list[tuple[int, int]] = []
-
-    def client():
-        try:
-            c = av.open(url + "?timeout=8000000", format="mpegts", timeout=8)
-            for f in c.decode(video=0):
-                received.append((f.width, f.height))
-                if len(received) >= 5:
-                    break
-            c.close()
-        except av.error.FFmpegError:
-            pass
-
-    reader = threading.Thread(target=client, daemon=True)
-    reader.start()
+    reader, received = watch_stream(url)
     panel.stream_url.setText(url)
     panel.stream_button.click()
     record = tmp_path / "shown.mp4"
